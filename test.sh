@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds everything into build/, runs every test (ctest).
+#   ./test.sh              the full suite: unit, integration, end to end
+#   ./test.sh --sanitize   everything built with ASan+UBSan into build-asan/, unit tests run
+#   ./test.sh -R <regex>   pass-through filter to ctest
+set -euo pipefail
+cd "$(dirname "$0")"
+# shellcheck source=scripts/deps.sh
+source scripts/deps.sh
+
+build_dir=build
+cmake_args=()
+ctest_args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --sanitize) build_dir=build-asan; cmake_args+=(-DTRONCH_SANITIZE=ON); ctest_args+=(-L unit) ;;
+    *) ctest_args+=("$1") ;;
+  esac
+  shift
+done
+
+ensure_packages
+jobs=$(nproc)
+start=$(date +%s)
+echo "==> configure ($build_dir)"
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${cmake_args[@]}" >/dev/null
+echo "==> build"
+cmake --build "$build_dir" -j "$jobs"
+echo "==> test"
+# Integration tests start their own services on free ports, so they may run side by side.
+ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" "${ctest_args[@]}"
+echo "==> all tests passed in $(( $(date +%s) - start ))s"
