@@ -92,8 +92,8 @@ class Redis:
 
 
 class Postgres:
-    """A throwaway cluster. As root (as CI runs) initdb/postgres refuse to run, so they run
-    as Debian's `postgres` user on a data dir it owns."""
+    """A cluster in `workdir` (a temp dir unless given). As root (as CI runs) initdb/postgres
+    refuse to run, so they run as Debian's `postgres` user on a data dir it owns."""
 
     def __init__(self, port: int | None = None, workdir: pathlib.Path | None = None):
         self.port = port or free_port()
@@ -104,7 +104,11 @@ class Postgres:
         self.dbname = "tronch"
 
     def _as_owner(self, argv: list[str]) -> list[str]:
-        return ["runuser", "-u", "postgres", "--", *argv] if IS_ROOT else argv
+        # setpriv execs in place (runuser forks and does not pass signals on), so the pid we
+        # hold is the postmaster's own and SIGINT reaches it.
+        if not IS_ROOT:
+            return argv
+        return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--", *argv]
 
     def _chown(self, path: pathlib.Path) -> None:
         if IS_ROOT:
