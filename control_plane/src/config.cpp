@@ -1,0 +1,129 @@
+#include "config.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+namespace tronch::cp {
+namespace {
+
+long parse_long(const std::string& name, const std::string& text) {
+    try {
+        std::size_t used = 0;
+        long v = std::stol(text, &used);
+        if (used != text.size() || v < 0) throw std::invalid_argument("bad");
+        return v;
+    } catch (...) {
+        throw std::runtime_error(name + ": not a non-negative integer: " + text);
+    }
+}
+
+template <class F>
+void each_setting(Config& c, F&& f) {
+    f("database_url", c.database_url);
+    f("redis_addr", c.redis_addr);
+    f("listen", c.listen);
+    f("admin_token", c.admin_token);
+    f("secret_key", c.secret_key_hex);
+    f("io_threads", c.io_threads);
+    f("worker_threads", c.worker_threads);
+    f("pg_pool_size", c.pg_pool_size);
+    f("pg_connect_timeout_s", c.pg_connect_timeout_s);
+    f("pg_statement_timeout_ms", c.pg_statement_timeout_ms);
+    f("pg_acquire_timeout_ms", c.pg_acquire_timeout_ms);
+    f("redis_timeout_ms", c.redis_timeout_ms);
+    f("mirror_interval_ms", c.mirror_interval_ms);
+    f("usage_interval_ms", c.usage_interval_ms);
+    f("max_grace_seconds", c.max_grace_seconds);
+    f("revoked_ttl_seconds", c.revoked_ttl_seconds);
+}
+
+std::string env_name(std::string key) {
+    std::string out = "TRONCH_";
+    for (char ch : key) out += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    return out;
+}
+
+}  // namespace
+
+void Config::load_file(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw std::runtime_error("cannot open config file " + path);
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(in);
+    } catch (const std::exception& e) {
+        throw std::runtime_error("config file " + path + ": " + e.what());
+    }
+    if (!j.is_object()) throw std::runtime_error("config file " + path + ": not a JSON object");
+    std::size_t known = 0;
+    each_setting(*this, [&](const char* key, auto& field) {
+        auto it = j.find(key);
+        if (it == j.end()) return;
+        ++known;
+        using T = std::decay_t<decltype(field)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+            if (!it->is_string()) throw std::runtime_error(std::string("config ") + key + ": expected a string");
+            field = it->template get<std::string>();
+        } else {
+            if (!it->is_number_integer() || it->template get<long>() < 0)
+                throw std::runtime_error(std::string("config ") + key + ": expected a non-negative integer");
+            field = static_cast<T>(it->template get<long>());
+        }
+    });
+    if (known != j.size()) throw std::runtime_error("config file " + path + ": unknown setting");
+}
+
+void Config::load_env() {
+    each_setting(*this, [&](const char* key, auto& field) {
+        std::string name = env_name(key);
+        if (std::string(key) == "redis_addr") name = "TRONCH_REDIS_ADDR";
+        const char* v = std::getenv(name.c_str());
+        if (!v) return;
+        using T = std::decay_t<decltype(field)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+            field = v;
+        } else {
+            field = static_cast<T>(parse_long(name, v));
+        }
+    });
+}
+
+std::string Config::secret_key() const {
+    if (!secret_key_hex.empty()) {
+        if (secret_key_hex.size() < 64 || secret_key_hex.size() % 2)
+            throw std::runtime_error("TRONCH_SECRET_KEY: need at least 32 bytes of hex");
+        std::string raw;
+        for (std::size_t i = 0; i < secret_key_hex.size(); i += 2) {
+            raw += static_cast<char>(std::stoi(secret_key_hex.substr(i, 2), nullptr, 16));
+        }
+        return raw;
+    }
+    // Derived from the admin token: rotating the token then invalidates idempotency replays.
+    unsigned char out[32];
+    unsigned int len = 0;
+    static const char label[] = "tronch-server-secret-v1";
+    HMAC(EVP_sha256(), admin_token.data(), static_cast<int>(admin_token.size()),
+         reinterpret_cast<const unsigned char*>(label), sizeof(label) - 1, out, &len);
+    return std::string(reinterpret_cast<char*>(out), len);
+}
+
+Config load_config(const std::string& file_path) {
+    Config c;
+    std::string path = file_path;
+    if (path.empty()) {
+        if (const char* p = std::getenv("TRONCH_CONFIG")) path = p;
+    }
+    if (!path.empty()) c.load_file(path);
+    c.load_env();
+    if (c.io_threads < 1) c.io_threads = 1;
+    if (c.worker_threads < 1) c.worker_threads = 1;
+    if (c.pg_pool_size < 1) c.pg_pool_size = 1;
+    return c;
+}
+
+}  // namespace tronch::cp

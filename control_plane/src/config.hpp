@@ -1,0 +1,36 @@
+// tronchd configuration: defaults, then an optional JSON file, then TRONCH_* variables.
+#pragma once
+
+#include <string>
+
+namespace tronch::cp {
+
+struct Config {
+    std::string database_url;                  // TRONCH_DATABASE_URL (required to serve)
+    std::string redis_addr = "127.0.0.1:6379"; // TRONCH_REDIS_ADDR: host:port or unix:/path
+    std::string listen = "127.0.0.1:8080";     // TRONCH_LISTEN: ip:port (loopback by default)
+    std::string admin_token;                   // TRONCH_ADMIN_TOKEN (required to serve)
+    std::string secret_key_hex;                // TRONCH_SECRET_KEY: hex; else derived from the token
+    int io_threads = 2;                        // TRONCH_IO_THREADS
+    int worker_threads = 8;                    // TRONCH_WORKER_THREADS (blocking libpq/hiredis work)
+    int pg_pool_size = 8;                      // TRONCH_PG_POOL_SIZE
+    int pg_connect_timeout_s = 3;              // TRONCH_PG_CONNECT_TIMEOUT_S
+    int pg_statement_timeout_ms = 5000;        // TRONCH_PG_STATEMENT_TIMEOUT_MS
+    int pg_acquire_timeout_ms = 3000;          // TRONCH_PG_ACQUIRE_TIMEOUT_MS
+    int redis_timeout_ms = 1000;               // TRONCH_REDIS_TIMEOUT_MS
+    int mirror_interval_ms = 1000;             // TRONCH_MIRROR_INTERVAL_MS (epoch check + sweep)
+    int usage_interval_ms = 5000;              // TRONCH_USAGE_INTERVAL_MS (usage roll-up)
+    long max_grace_seconds = 30L * 86400;      // TRONCH_MAX_GRACE_SECONDS (rotation grace cap)
+    long revoked_ttl_seconds = 30L * 86400;    // TRONCH_REVOKED_TTL_SECONDS (revoked/expired in Redis)
+
+    // Throws std::runtime_error with a readable message on a bad file or value.
+    void load_file(const std::string& path);
+    void load_env();
+    // The 32-byte server secret (from secret_key_hex, else HMAC-derived from the admin token).
+    std::string secret_key() const;
+};
+
+// Defaults, then the file named by `file_path` (or TRONCH_CONFIG when empty), then env.
+Config load_config(const std::string& file_path);
+
+}  // namespace tronch::cp

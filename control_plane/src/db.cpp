@@ -1,0 +1,105 @@
+#include "db.hpp"
+
+namespace tronch::cp {
+
+std::string PgResult::bytea(int row, int col) const {
+    std::size_t len = 0;
+    unsigned char* raw = PQunescapeBytea(reinterpret_cast<const unsigned char*>(PQgetvalue(r_.get(), row, col)), &len);
+    if (!raw) throw std::runtime_error("PQunescapeBytea failed");
+    std::string out(reinterpret_cast<char*>(raw), len);
+    PQfreemem(raw);
+    return out;
+}
+
+std::string PgConn::escape_bytea(std::string_view raw) {
+    static const char* H = "0123456789abcdef";
+    std::string out = "\\x";
+    for (unsigned char c : raw) {
+        out += H[c >> 4];
+        out += H[c & 15];
+    }
+    return out;
+}
+
+PgResult PgConn::check(PGresult* r) {
+    PgResult res(r);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) return res;
+    std::string msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c_.get());
+    const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+    std::string sqlstate = state ? state : "";
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    // Class 08 (connection), 57P0x (shutdown), 57014 (statement timeout), 53 (resources).
+    if (PQstatus(c_.get()) != CONNECTION_OK || sqlstate.empty() || sqlstate.rfind("08", 0) == 0 ||
+        sqlstate.rfind("57P0", 0) == 0 || sqlstate == "57014" || sqlstate.rfind("53", 0) == 0) {
+        broken_ = broken_ || PQstatus(c_.get()) != CONNECTION_OK || sqlstate.empty() || sqlstate.rfind("57P0", 0) == 0 ||
+                  sqlstate.rfind("08", 0) == 0;
+        throw DbUnavailable(msg);
+    }
+    throw DbError(msg, sqlstate);
+}
+
+PgResult PgConn::exec(const std::string& sql, const std::vector<Param>& params) {
+    std::vector<const char*> values;
+    values.reserve(params.size());
+    for (auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+    return check(PQexecParams(c_.get(), sql.c_str(), static_cast<int>(params.size()), nullptr, values.data(), nullptr,
+                              nullptr, 0));
+}
+
+void PgConn::exec_script(const std::string& sql) { check(PQexec(c_.get(), sql.c_str())); }
+
+std::unique_ptr<PgConn> PgPool::connect_one() {
+    std::string timeout = std::to_string(opt_.connect_timeout_s);
+    std::string options = "-c statement_timeout=" + std::to_string(opt_.statement_timeout_ms) +
+                          " -c lock_timeout=" + std::to_string(opt_.statement_timeout_ms) +
+                          " -c idle_in_transaction_session_timeout=60000";
+    // dbname first, expanded as a URL/conninfo; the later keywords override it.
+    const char* keys[] = {"dbname", "connect_timeout", "options", "application_name", nullptr};
+    const char* vals[] = {opt_.url.c_str(), timeout.c_str(), options.c_str(), "tronchd", nullptr};
+    PGconn* c = PQconnectdbParams(keys, vals, 1);
+    auto conn = std::make_unique<PgConn>(c);
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        std::string msg = c ? PQerrorMessage(c) : "out of memory";
+        while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+        throw DbUnavailable("cannot connect to PostgreSQL: " + msg);
+    }
+    return conn;
+}
+
+PgPool::Lease PgPool::acquire() {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, std::chrono::milliseconds(opt_.acquire_timeout_ms),
+                      [&] { return !idle_.empty() || in_use_ + idle_.size() < opt_.size; })) {
+        throw DbUnavailable("no free PostgreSQL connection (pool exhausted)");
+    }
+    ++in_use_;
+    if (!idle_.empty()) {
+        auto c = std::move(idle_.back());
+        idle_.pop_back();
+        return Lease(this, std::move(c), true);
+    }
+    lock.unlock();
+    try {
+        return Lease(this, connect_one(), false);
+    } catch (...) {
+        lock.lock();
+        --in_use_;
+        cv_.notify_one();
+        throw;
+    }
+}
+
+void PgPool::release(std::unique_ptr<PgConn> c) {
+    std::lock_guard lock(mu_);
+    --in_use_;
+    if (c && !c->broken()) idle_.push_back(std::move(c));
+    cv_.notify_one();
+}
+
+PgPool::Stats PgPool::stats() const {
+    std::lock_guard lock(mu_);
+    return {opt_.size, in_use_, idle_.size()};
+}
+
+}  // namespace tronch::cp

@@ -1,0 +1,161 @@
+// A small libpq connection pool. Every connection has connect_timeout and a
+// statement_timeout, so no request waits on Postgres forever. A connection the server
+// dropped (restart, network) is discarded and the pool reconnects on the next use.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <libpq-fe.h>
+
+namespace tronch::cp {
+
+// Postgres cannot be reached (connect failure, dropped connection, timeout): 503.
+struct DbUnavailable : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+// A query failed for another reason (constraint, syntax): a bug or a conflict.
+struct DbError : std::runtime_error {
+    std::string sqlstate;
+    DbError(const std::string& msg, std::string state) : std::runtime_error(msg), sqlstate(std::move(state)) {}
+};
+
+using Param = std::optional<std::string>;  // nullopt = SQL NULL
+
+class PgResult {
+public:
+    explicit PgResult(PGresult* r) : r_(r, PQclear) {}
+    int rows() const { return PQntuples(r_.get()); }
+    bool null(int row, int col) const { return PQgetisnull(r_.get(), row, col); }
+    std::string str(int row, int col) const { return std::string(PQgetvalue(r_.get(), row, col), PQgetlength(r_.get(), row, col)); }
+    std::optional<std::string> opt(int row, int col) const { return null(row, col) ? std::nullopt : std::optional(str(row, col)); }
+    std::int64_t i64(int row, int col) const { return std::stoll(str(row, col)); }
+    std::optional<std::int64_t> opt_i64(int row, int col) const { return null(row, col) ? std::nullopt : std::optional(i64(row, col)); }
+    // A bytea column selected as-is (text format, \x hex) decoded to raw bytes.
+    std::string bytea(int row, int col) const;
+
+private:
+    std::unique_ptr<PGresult, decltype(&PQclear)> r_;
+};
+
+class PgConn {
+public:
+    explicit PgConn(PGconn* c) : c_(c, PQfinish) {}
+    // Parameterised query (text params). Throws DbUnavailable / DbError.
+    PgResult exec(const std::string& sql, const std::vector<Param>& params = {});
+    // Several statements at once (migrations). Throws DbUnavailable / DbError.
+    void exec_script(const std::string& sql);
+    bool broken() const { return broken_ || PQstatus(c_.get()) != CONNECTION_OK; }
+    void mark_broken() { broken_ = true; }
+    std::string escape_bytea(std::string_view raw);  // -> '\x..' text for a bytea param
+
+private:
+    PgResult check(PGresult* r);
+    std::unique_ptr<PGconn, decltype(&PQfinish)> c_;
+    bool broken_ = false;
+};
+
+class PgPool {
+public:
+    struct Options {
+        std::string url;
+        std::size_t size = 8;
+        int connect_timeout_s = 3;
+        int statement_timeout_ms = 5000;
+        int acquire_timeout_ms = 3000;
+    };
+    explicit PgPool(Options o) : opt_(std::move(o)) {}
+
+    class Lease {
+    public:
+        Lease(PgPool* pool, std::unique_ptr<PgConn> c, bool reused) : pool_(pool), c_(std::move(c)), reused_(reused) {}
+        Lease(Lease&& o) noexcept = default;
+        Lease& operator=(Lease&&) = delete;
+        ~Lease() { if (pool_ && c_) pool_->release(std::move(c_)); }
+        PgConn& operator*() { return *c_; }
+        PgConn* operator->() { return c_.get(); }
+        bool reused() const { return reused_; }
+
+    private:
+        PgPool* pool_;
+        std::unique_ptr<PgConn> c_;
+        bool reused_;
+    };
+
+    // Waits up to acquire_timeout_ms for a free slot; throws DbUnavailable on timeout or
+    // when a new connection cannot be made.
+    Lease acquire();
+    std::unique_ptr<PgConn> connect_one();  // outside the pool (migrations, tools)
+
+    struct Stats { std::size_t size, in_use, idle; };
+    Stats stats() const;
+
+    // Runs f(PgConn&) inside BEGIN/COMMIT (ROLLBACK on exception). A pooled connection the
+    // server dropped while idle is replaced once, transparently.
+    template <class F>
+    auto transaction(F&& f) -> decltype(f(std::declval<PgConn&>()));
+    // Runs f(PgConn&) outside a transaction, with the same retry on a stale connection.
+    template <class F>
+    auto with_conn(F&& f) -> decltype(f(std::declval<PgConn&>()));
+
+private:
+    void release(std::unique_ptr<PgConn> c);
+    Options opt_;
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::vector<std::unique_ptr<PgConn>> idle_;
+    std::size_t in_use_ = 0;
+};
+
+template <class F>
+auto PgPool::transaction(F&& f) -> decltype(f(std::declval<PgConn&>())) {
+    for (int attempt = 0;; ++attempt) {
+        Lease conn = acquire();
+        try {
+            conn->exec("BEGIN");
+        } catch (const DbUnavailable&) {
+            conn->mark_broken();
+            if (conn.reused() && attempt == 0) continue;  // stale idle connection: retry once
+            throw;
+        }
+        try {
+            if constexpr (std::is_void_v<decltype(f(*conn))>) {
+                f(*conn);
+                conn->exec("COMMIT");
+                return;
+            } else {
+                auto result = f(*conn);
+                conn->exec("COMMIT");
+                return result;
+            }
+        } catch (...) {
+            if (!conn->broken()) {
+                try { conn->exec("ROLLBACK"); } catch (...) { conn->mark_broken(); }
+            }
+            throw;
+        }
+    }
+}
+
+template <class F>
+auto PgPool::with_conn(F&& f) -> decltype(f(std::declval<PgConn&>())) {
+    for (int attempt = 0;; ++attempt) {
+        Lease conn = acquire();
+        try {
+            return f(*conn);
+        } catch (const DbUnavailable&) {
+            conn->mark_broken();
+            if (conn.reused() && attempt == 0) continue;
+            throw;
+        }
+    }
+}
+
+}  // namespace tronch::cp

@@ -1,0 +1,106 @@
+#include "mirror.hpp"
+
+#include <chrono>
+#include <functional>
+
+#include "log.hpp"
+#include "metrics.hpp"
+#include "tronch/redis_keys.hpp"
+
+namespace tronch::cp {
+namespace {
+std::int64_t now_us() {
+    using namespace std::chrono;
+    return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+std::vector<std::vector<std::string>> Mirror::commands_for(const KeyRow& k, std::int64_t now) const {
+    std::string name = redis_keys::key_record(k.key_hash);
+    std::vector<std::vector<std::string>> cmds;
+    if (k.status == "active") {
+        cmds.push_back({"SET", name, encode_key_record(key_record_of(k))});
+    } else if (k.status == "rotating") {
+        if (k.expires_us && *k.expires_us > now) {
+            cmds.push_back({"SET", name, encode_key_record(key_record_of(k)), "PXAT", std::to_string(*k.expires_us / 1000)});
+        } else {
+            cmds.push_back({"DEL", name});  // grace over; the sweep marks it expired
+        }
+    } else {
+        cmds.push_back({"SET", name, encode_key_record(key_record_of(k)), "EX", std::to_string(revoked_ttl_)});
+    }
+    return cmds;
+}
+
+void Mirror::sync_keys(const std::vector<std::string>& ids) noexcept {
+    for (auto& id : ids) sync_key(id);
+}
+
+void Mirror::sync_key(const std::string& id) noexcept {
+    try {
+        std::shared_lock rebuild(rebuild_mu_);
+        std::lock_guard stripe(stripes_[std::hash<std::string>{}(id) % stripes_.size()]);
+        auto row = pg_.with_conn([&](PgConn& c) {
+            return c.exec(std::string("SELECT ") + kKeyColumns + " FROM api_keys WHERE id = $1::uuid", {id});
+        });
+        if (row.rows() == 0) return;
+        KeyRow k = read_key_row(row, 0);
+        auto cmds = commands_for(k, now_us());
+        redis_keys::Event ev{redis_keys::EventType::key_changed, k.key_hash, k.id};
+        cmds.push_back({"PUBLISH", std::string(redis_keys::kEventsChannel), redis_keys::event_json(ev)});
+        redis_.pipeline(cmds);
+    } catch (const std::exception& e) {
+        dirty_ = true;
+        log::warn("redis mirror write failed; full re-mirror pending", {{"key_id", id}, {"error", e.what()}});
+    }
+}
+
+bool Mirror::tick() noexcept {
+    try {
+        bool need = dirty_.load();
+        if (!need) {
+            auto r = redis_.command({"EXISTS", std::string(redis_keys::kMirrorEpoch)});
+            need = r->type == REDIS_REPLY_INTEGER && r->integer == 0;
+            if (need) log::warn("mirror epoch mark missing (Redis flushed or restarted); re-mirroring");
+        }
+        if (!need) return false;
+        rebuild();
+        return true;
+    } catch (const std::exception& e) {
+        if (!dirty_.exchange(true)) log::warn("redis mirror check failed", {{"error", e.what()}});
+        return false;
+    }
+}
+
+void Mirror::rebuild() {
+    std::unique_lock lock(rebuild_mu_);
+    dirty_ = true;
+    auto start = std::chrono::steady_clock::now();
+    auto rows = pg_.with_conn([&](PgConn& c) {
+        return c.exec(std::string("SELECT ") + kKeyColumns +
+                          " FROM api_keys WHERE status = 'active'"
+                          " OR (status = 'rotating' AND expires_at > now())"
+                          " OR (status IN ('revoked', 'expired') AND updated_at > now() - $1::bigint * interval '1 second')",
+                      {std::to_string(revoked_ttl_)});
+    });
+    std::int64_t now = now_us();
+    std::vector<std::vector<std::string>> batch;
+    for (int i = 0; i < rows.rows(); ++i) {
+        KeyRow k = read_key_row(rows, i);
+        for (auto& c : commands_for(k, now)) batch.push_back(std::move(c));
+        if (batch.size() >= 500) {
+            redis_.pipeline(batch);
+            batch.clear();
+        }
+    }
+    batch.push_back({"SET", std::string(redis_keys::kMirrorEpoch), std::to_string(now / 1000000)});
+    batch.push_back({"PUBLISH", std::string(redis_keys::kEventsChannel),
+                     redis_keys::event_json({redis_keys::EventType::mirror_rebuilt, "", ""})});
+    redis_.pipeline(batch);
+    dirty_ = false;
+    metrics_.mirror_rebuild();
+    auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    log::info("redis mirror rebuilt", {{"keys", rows.rows()}, {"duration_ms", ms}});
+}
+
+}  // namespace tronch::cp

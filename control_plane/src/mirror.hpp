@@ -1,0 +1,53 @@
+// The Redis mirror. After a change commits, sync_key() re-reads the row from Postgres (so
+// writes for one key can never land out of order) and writes the core library's record
+// JSON under redis_keys::key_record(hash), then publishes a key.changed event.
+//
+// Redis lifetimes: active -> no TTL; rotating -> PXAT grace end (drops out on time);
+// revoked/expired -> EX revoked_ttl (gateways answer "revoked"/"expired", not "unknown").
+//
+// If Redis cannot be written, the mirror is marked dirty and tick() rebuilds everything
+// once Redis answers again. tick() also rebuilds when the completeness mark
+// (kMirrorEpoch) is missing, i.e. Redis was flushed or restarted.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "db.hpp"
+#include "key_row.hpp"
+#include "redis_client.hpp"
+
+namespace tronch::cp {
+
+class Metrics;
+
+class Mirror {
+public:
+    Mirror(RedisClient& redis, PgPool& pg, Metrics& metrics, long revoked_ttl_seconds)
+        : redis_(redis), pg_(pg), metrics_(metrics), revoked_ttl_(revoked_ttl_seconds) {}
+
+    // Never throws: a failure marks the mirror dirty.
+    void sync_key(const std::string& id) noexcept;
+    void sync_keys(const std::vector<std::string>& ids) noexcept;
+    // Rebuild if dirty or if the epoch mark is gone. Never throws. True if it rebuilt.
+    bool tick() noexcept;
+    // Re-mirror every live key, set the epoch mark, publish mirror.rebuilt. Throws.
+    void rebuild();
+    bool dirty() const { return dirty_.load(); }
+
+private:
+    std::vector<std::vector<std::string>> commands_for(const KeyRow& k, std::int64_t now_us) const;
+    RedisClient& redis_;
+    PgPool& pg_;
+    Metrics& metrics_;
+    long revoked_ttl_;
+    std::atomic<bool> dirty_{true};  // nothing mirrored yet: rebuild at start-up
+    std::shared_mutex rebuild_mu_;   // exclusive during a rebuild
+    std::array<std::mutex, 64> stripes_;
+};
+
+}  // namespace tronch::cp
