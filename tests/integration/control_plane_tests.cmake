@@ -1,3 +1,4 @@
 # Control plane (tronchd) black-box tests: real PostgreSQL + Redis via the harness.
 tronch_pytest(cp_keys test_cp_keys.py LABELS cp)
 tronch_pytest(cp_rotation test_cp_rotation.py LABELS cp)
+tronch_pytest(cp_faults test_cp_faults.py LABELS cp)

@@ -1,0 +1,161 @@
+"""tronchd under bad input and failures: 4xx never 5xx, Redis flushed -> rebuilt, Postgres
+stopped -> 503 then recovery, and the plaintext key found nowhere."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import uuid
+
+import pytest
+
+import tronch_harness as h
+from cp_support import Client, Events, assert_error, redis_key_name, wait_until
+
+
+@pytest.fixture
+def d(tronchd_factory, redis_client):
+    return tronchd_factory(extra_env={"TRONCH_MIRROR_INTERVAL_MS": "200", "TRONCH_PG_CONNECT_TIMEOUT_S": "2"})
+
+
+@pytest.fixture
+def api(d):
+    return Client(d)
+
+
+def test_bad_input_is_4xx_never_5xx(api):
+    k, _ = api.create()
+    kid = k["id"]
+    cases = [
+        ("POST", "/api/v1/keys", "{not json", "application/json", 400, "invalid_json"),
+        ("POST", "/api/v1/keys", "[1,2]", "application/json", 400, "invalid_json"),
+        ("POST", "/api/v1/keys", "", "application/json", 400, "invalid_json"),
+        ("POST", "/api/v1/keys", '{"environment":"live"}', "text/plain", 415, "unsupported_media_type"),
+        ("POST", "/api/v1/keys", '{"environment":"live"}', None, 415, "unsupported_media_type"),
+        ("POST", "/api/v1/keys", '{"environment":"live","extra":true}', "application/json", 400, "unknown_field"),
+        ("POST", "/api/v1/keys", '{"environment":["live"]}', "application/json", 400, "invalid_field"),
+        ("POST", "/api/v1/keys", '{"environment":"live","name":"\\u0000"}', "application/json", 400, "invalid_field"),
+        ("POST", "/api/v1/keys", '{"environment":"live","limits":{"rate":1e3,"period_seconds":1}}', "application/json", 400, "invalid_field"),
+        ("POST", "/api/v1/keys", '{"environment":"live","limits":{"rate":99999999999999999999999,"period_seconds":1}}', "application/json", 400, "invalid_field"),
+        ("PATCH", f"/api/v1/keys/{kid}", "{", "application/json", 400, "invalid_json"),
+        ("PATCH", f"/api/v1/keys/{kid}", '{"name":"x"}', "application/xml", 415, "unsupported_media_type"),
+        ("PATCH", f"/api/v1/keys/{kid}", '{"version":3}', "application/json", 400, "unknown_field"),
+        ("POST", f"/api/v1/keys/{kid}/rotate", "{oops", "application/json", 400, "invalid_json"),
+        ("POST", f"/api/v1/keys/{kid}/rotate", '{"grace_period_seconds":1}', "text/plain", 415, "unsupported_media_type"),
+        ("GET", "/api/v1/keys/%00", None, None, 400, "invalid_id"),
+        ("GET", "/api/v1/keys/" + "a" * 5000, None, None, 400, "invalid_id"),
+        ("GET", f"/api/v1/keys/{kid}?x=1", None, None, 400, "unknown_parameter"),
+        ("GET", "/api/v1/keys?limit=1&limit=2", None, None, 400, "invalid_parameter"),
+        ("GET", f"/api/v1/keys/{kid}/usage?since=yesterday", None, None, 400, "invalid_parameter"),
+    ]
+    for method, path, body, ctype, status, code in cases:
+        headers = {"Content-Type": ctype} if ctype else {}
+        r = api.req(method, path, data=body.encode() if body is not None else None, headers=headers)
+        assert r.status_code == status and r.json()["error"]["code"] == code, (method, path, body, r.status_code, r.text)
+    # over 64 KiB: 413 before the body is read
+    big = json.dumps({"environment": "live", "metadata": {"x": "y" * 70000}})
+    assert_error(api.req("POST", "/api/v1/keys", data=big, headers={"Content-Type": "application/json"}), 413,
+                 "body_too_large")
+    # metadata over its own limit but under the body limit
+    mid = json.dumps({"environment": "live", "metadata": {"x": "y" * 10000}})
+    assert_error(api.req("POST", "/api/v1/keys", data=mid, headers={"Content-Type": "application/json"}), 400,
+                 "invalid_field")
+    # the server is still fine
+    assert api.req("GET", f"/api/v1/keys/{kid}").status_code == 200
+
+
+def test_garbage_http_gets_400(d):
+    with socket.create_connection(("127.0.0.1", d.port), timeout=5) as s:
+        s.sendall(b"THIS IS NOT HTTP\r\n\r\n")
+        data = s.recv(4096)
+    assert data.startswith(b"HTTP/1.1 400"), data
+
+
+def test_redis_flush_rebuilds_mirror(api, redis_client):
+    keys = [api.create()[0] for _ in range(3)]
+    revoked, _ = api.create()
+    assert api.req("DELETE", f"/api/v1/keys/{revoked['id']}").status_code == 204
+    wait_until(lambda: redis_client.exists("tronch:mirror:epoch"))
+    events = Events(redis_client)
+    redis_client.flushall()
+    wait_until(lambda: redis_client.exists("tronch:mirror:epoch"), timeout=5, msg="epoch back")
+    for k in keys:
+        assert json.loads(redis_client.get(redis_key_name(k["key"])))["status"] == "active"
+    assert json.loads(redis_client.get(redis_key_name(revoked["key"])))["status"] == "revoked"
+    events.wait_for(lambda m: m.get("type") == "mirror.rebuilt")
+    events.close()
+
+
+def test_redis_down_then_back(postgres, tronchd_factory):
+    srv = h.Redis().start()
+    d = tronchd_factory(start=False, extra_env={"TRONCH_MIRROR_INTERVAL_MS": "200"})
+    d.redis = srv
+    d.start()
+    api = Client(d)
+    srv.stop()
+    # writes still succeed (Postgres is the truth); health says Redis is down
+    k, _ = api.create()
+    hr = api.req("GET", "/api/v1/health", auth=False)
+    assert hr.status_code == 503 and hr.json()["checks"]["redis"]["status"] == "error"
+    assert hr.json()["checks"]["postgres"]["status"] == "ok"
+    srv.start()  # same port, empty
+    c = srv.client()
+    wait_until(lambda: c.get(redis_key_name(k["key"])), timeout=8, msg="key re-mirrored after Redis came back")
+    assert c.exists("tronch:mirror:epoch")
+    assert api.req("GET", "/api/v1/health", auth=False).status_code == 200
+    m = api.req("GET", "/api/v1/metrics").text
+    errors = [l for l in m.splitlines() if l.startswith("tronchd_redis_errors_total ")]
+    assert errors and int(errors[0].split()[1]) > 0
+    srv.stop()
+
+
+def test_postgres_down_gives_503_then_recovers(api, postgres):
+    k, _ = api.create()
+    postgres.stop()
+    try:
+        for method, path, body in [("GET", f"/api/v1/keys/{k['id']}", None), ("GET", "/api/v1/keys", None),
+                                   ("POST", "/api/v1/keys", {"environment": "live"}),
+                                   ("DELETE", f"/api/v1/keys/{k['id']}", None)]:
+            r = api.req(method, path, json_body=body, timeout=20)
+            assert_error(r, 503, "database_unavailable")
+        hr = api.req("GET", "/api/v1/health", auth=False, timeout=20)
+        assert hr.status_code == 503 and hr.json()["checks"]["postgres"]["status"] == "error"
+        # bad input is still 4xx without the database
+        assert_error(api.req("POST", "/api/v1/keys", json_body={"environment": "nope"}), 400, "invalid_field")
+    finally:
+        postgres.start()
+    wait_until(lambda: api.req("GET", f"/api/v1/keys/{k['id']}").status_code == 200, timeout=15, msg="recovery")
+    assert api.req("GET", "/api/v1/health", auth=False).status_code == 200
+    assert api.req("POST", "/api/v1/keys", json_body={"environment": "live"}).status_code == 201
+
+
+def test_plaintext_key_found_nowhere(d, api, postgres, redis_client):
+    created = [api.create(name="secret-check")[0] for _ in range(2)]
+    h = {"Idempotency-Key": str(uuid.uuid4())}
+    r = api.req("POST", "/api/v1/keys", json_body={"environment": "test"}, headers=h)
+    api.req("POST", "/api/v1/keys", json_body={"environment": "test"}, headers=h)
+    created.append(r.json())
+    rot = api.req("POST", f"/api/v1/keys/{created[0]['id']}/rotate", json_body={}).json()
+    created.append(rot)
+    api.req("DELETE", f"/api/v1/keys/{created[1]['id']}")
+    plaintexts = [c["key"] for c in created]
+    # tronchd's log
+    log = d.log_text()
+    assert log and all(p not in log for p in plaintexts)
+    # every Postgres table (pg_dump, text)
+    dump = subprocess.run(["pg_dump", "-h", "127.0.0.1", "-p", str(postgres.port), "-U", "postgres", "-d",
+                           postgres.dbname, "--data-only"], capture_output=True, text=True, check=True).stdout
+    assert "api_keys" in dump and all(p not in dump for p in plaintexts)
+    # the body part alone must not appear either
+    assert all(p[15:] not in dump and p[15:] not in log for p in plaintexts)
+    # every Redis value
+    blob = []
+    for name in redis_client.scan_iter("*"):
+        t = redis_client.type(name)
+        if t == "string":
+            blob.append(redis_client.get(name))
+        elif t == "hash":
+            blob.append(json.dumps(redis_client.hgetall(name)))
+        blob.append(name)
+    text = "\n".join(blob)
+    assert "tronch:key:" in text and all(p not in text for p in plaintexts)
