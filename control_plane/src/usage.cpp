@@ -34,6 +34,8 @@ std::size_t UsageRollup::run_once() {
     } while (cursor != "0");
     for (auto& name : leftovers) total += drain(name);
 
+    auto exists = redis_.command({"EXISTS", std::string(redis_keys::kUsagePending)});
+    if (exists->type == REDIS_REPLY_INTEGER && exists->integer == 0) return total;  // nothing counted
     std::string draining = std::string(redis_keys::kUsageDrainingPrefix) + random_suffix();
     try {
         redis_.command({"RENAME", std::string(redis_keys::kUsagePending), draining});

@@ -2,3 +2,4 @@
 tronch_pytest(cp_keys test_cp_keys.py LABELS cp)
 tronch_pytest(cp_rotation test_cp_rotation.py LABELS cp)
 tronch_pytest(cp_faults test_cp_faults.py LABELS cp)
+tronch_pytest(cp_ops test_cp_ops.py LABELS cp TIMEOUT 900)
