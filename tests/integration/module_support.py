@@ -84,7 +84,7 @@ PROTECT = """
 
 
 def http_block(redis_addr: str, *, extra_http: str = "", locations: str = "", server_extra: str = "",
-               upstream_port: int | None = None) -> str:
+               upstream_port: int | None = None, listen_opts: str = "") -> str:
     """A server on {port} whose / is protected by tronch and proxies to an echoing upstream.
     `locations` adds more locations (PROTECT is available as a snippet)."""
     up = upstream_port or h.free_port()
@@ -100,7 +100,7 @@ def http_block(redis_addr: str, *, extra_http: str = "", locations: str = "", se
         location / { return 200 'ECHO'; }
     }
     server {
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port} LISTEN_OPTS;
         access_log {prefix}/logs/tronch.log tronch;
         SERVER_EXTRA
         location / {
@@ -112,7 +112,7 @@ def http_block(redis_addr: str, *, extra_http: str = "", locations: str = "", se
     }
 """
     return (block.replace("EXTRA_HTTP", extra_http).replace("SERVER_EXTRA", server_extra)
-            .replace("LOCATIONS", locations).replace("PROTECT", PROTECT).replace("ECHO", ECHO)
+            .replace("LOCATIONS", locations).replace("LISTEN_OPTS", listen_opts).replace("PROTECT", PROTECT).replace("ECHO", ECHO)
             .replace("UPSTREAM", str(up)).replace("REDIS", redis_addr))
 
 
