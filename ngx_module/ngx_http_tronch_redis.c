@@ -38,7 +38,13 @@ typedef struct {
     ngx_connection_t              dummy;     /* timer.data (debug builds log through it) */
     ngx_msec_t                    backoff;
     ngx_uint_t                    inflight;
+    ngx_uint_t                    failures;  /* connect failures in a row */
 } ngx_http_tronch_link_t;
+
+
+/* The first failure in a row is a warning; the retries that follow are only info. */
+#define ngx_http_tronch_link_level(link)                                      \
+    ((link)->failures++ == 0 ? NGX_LOG_WARN : NGX_LOG_INFO)
 
 
 struct ngx_http_tronch_pending_s {
@@ -470,7 +476,7 @@ ngx_http_tronch_on_connect(const redisAsyncContext *ac, int status)
     }
 
     if (status != REDIS_OK) {
-        ngx_log_error(NGX_LOG_WARN, ngx_http_tronch_redis_log, 0,
+        ngx_log_error(ngx_http_tronch_link_level(link), ngx_http_tronch_redis_log, 0,
                       "tronch: redis %s: cannot connect to %V: %s", link->name,
                       &ngx_http_tronch_redis_mcf->redis_addr, ac->errstr);
         /* hiredis frees the context after this callback */
@@ -482,6 +488,7 @@ ngx_http_tronch_on_connect(const redisAsyncContext *ac, int status)
 
     link->state = NGX_HTTP_TRONCH_LINK_UP;
     link->backoff = NGX_HTTP_TRONCH_BACKOFF_MIN;
+    link->failures = 0;
     (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone)->redis_connects, 1);
 
     ngx_log_error(NGX_LOG_INFO, ngx_http_tronch_redis_log, 0,
@@ -523,7 +530,7 @@ ngx_http_tronch_link_timer(ngx_event_t *ev)
     }
 
     if (link->state == NGX_HTTP_TRONCH_LINK_CONNECTING) {
-        ngx_log_error(NGX_LOG_WARN, ngx_http_tronch_redis_log, 0,
+        ngx_log_error(ngx_http_tronch_link_level(link), ngx_http_tronch_redis_log, 0,
                       "tronch: redis %s: connect to %V timed out", link->name,
                       &ngx_http_tronch_redis_mcf->redis_addr);
         ngx_http_tronch_link_reset(link);
@@ -577,7 +584,7 @@ ngx_http_tronch_link_connect(ngx_http_tronch_link_t *link)
     }
 
     if (ac->err) {
-        ngx_log_error(NGX_LOG_WARN, ngx_http_tronch_redis_log, 0,
+        ngx_log_error(ngx_http_tronch_link_level(link), ngx_http_tronch_redis_log, 0,
                       "tronch: redis %s: cannot connect to %V: %s", link->name,
                       &mcf->redis_addr, ac->errstr);
         redisAsyncFree(ac);
