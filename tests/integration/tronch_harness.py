@@ -74,7 +74,7 @@ class Redis:
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.dir), "--logfile", str(self.dir / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         wait_for_port(self.port, proc=self.proc)
         return self
 
@@ -92,8 +92,8 @@ class Redis:
 
 
 class Postgres:
-    """A throwaway cluster. As root (as CI runs) initdb/postgres refuse to run, so they run
-    as Debian's `postgres` user on a data dir it owns."""
+    """A cluster in `workdir` (a temp dir unless given). As root (as CI runs) initdb/postgres
+    refuse to run, so they run as Debian's `postgres` user on a data dir it owns."""
 
     def __init__(self, port: int | None = None, workdir: pathlib.Path | None = None):
         self.port = port or free_port()
@@ -104,7 +104,11 @@ class Postgres:
         self.dbname = "tronch"
 
     def _as_owner(self, argv: list[str]) -> list[str]:
-        return ["runuser", "-u", "postgres", "--", *argv] if IS_ROOT else argv
+        # setpriv execs in place (runuser forks and does not pass signals on), so the pid we
+        # hold is the postmaster's own and SIGINT reaches it.
+        if not IS_ROOT:
+            return argv
+        return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--", *argv]
 
     def _chown(self, path: pathlib.Path) -> None:
         if IS_ROOT:
@@ -126,7 +130,7 @@ class Postgres:
                             "-h", "127.0.0.1", "-k", str(self.sockdir), "-c", "fsync=off",
                             "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
                             "-c", "max_connections=200"]),
-            stdout=log, stderr=log)
+            stdout=log, stderr=log, start_new_session=True)
         wait_for_port(self.port, proc=self.proc, timeout=30)
         self._wait_ready()
         self.psql_admin(f"SELECT 'CREATE DATABASE {self.dbname}' "
@@ -266,12 +270,13 @@ class Tronchd:
     """The control-plane daemon on a free loopback port, against the given Postgres/Redis."""
 
     def __init__(self, postgres: Postgres, redis: Redis, admin_token: str = "test-admin-token-0123456789",
-                 port: int | None = None, extra_env: dict[str, str] | None = None):
+                 port: int | None = None, extra_env: dict[str, str] | None = None,
+                 workdir: pathlib.Path | None = None):
         self.port = port or free_port()
         self.postgres = postgres
         self.redis = redis
         self.admin_token = admin_token
-        self.dir = make_temp_dir("tronchd-")
+        self.dir = workdir or make_temp_dir("tronchd-")
         self.log_path = self.dir / "tronchd.log"
         self.extra_env = extra_env or {}
         self.proc: subprocess.Popen | None = None
@@ -289,7 +294,8 @@ class Tronchd:
 
     def start(self, wait: bool = True) -> "Tronchd":
         self.proc = subprocess.Popen([str(TRONCHD_BIN), "serve"], env=self.env(),
-                                     stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT)
+                                     stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT,
+                                     start_new_session=True)
         if wait:
             wait_for_port(self.port, proc=self.proc, timeout=30)
         return self

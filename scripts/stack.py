@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""The whole Tronch stack on loopback, for ./run.sh: Postgres and Redis in a local data dir,
+tronchd, and nginx with the module. It reuses the test harness's service classes, so there is
+one way to start each service.
+
+  stack.py up [--detach]    start (or reuse the data of) the stack; foreground until Ctrl-C
+  stack.py stop             stop a detached stack
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+import tronch_harness as h  # noqa: E402
+
+RUN_DIR = pathlib.Path(os.environ.get("TRONCH_RUN_DIR", ROOT / ".run")).resolve()
+PORTS = {
+    "gateway": int(os.environ.get("TRONCH_GATEWAY_PORT", 8080)),
+    "api": int(os.environ.get("TRONCH_API_PORT", 8081)),
+    "postgres": int(os.environ.get("TRONCH_PG_PORT", 54329)),
+    "redis": int(os.environ.get("TRONCH_REDIS_PORT", 63799)),
+}
+STATE = RUN_DIR / "pids.json"
+ENV_FILE = RUN_DIR / "env"
+GATEWAY_TEMPLATE = ROOT / "nginx_conf" / "gateway.conf"
+
+
+def say(msg: str) -> None:
+    print(f"==> {msg}", flush=True)
+
+
+def fail(msg: str) -> None:
+    print(f"run.sh: {msg}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def port_taken(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def running_pids() -> dict[str, int]:
+    if not STATE.exists():
+        return {}
+    return {k: v for k, v in json.loads(STATE.read_text()).items() if pid_alive(v)}
+
+
+def admin_token() -> str:
+    """Made once per data dir and kept (0600), so a restarted stack keeps its token."""
+    path = RUN_DIR / "admin_token"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def api(method: str, path: str, token: str, body: dict | None = None) -> tuple[int, dict]:
+    req = urllib.request.Request(f"http://127.0.0.1:{PORTS['api']}{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw else {}
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        return e.code, json.loads(raw) if raw else {}
+
+
+def wait_healthy(token: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            status, body = api("GET", "/api/v1/health", token)
+            if status == 200:
+                return
+            last = body
+        except OSError as e:
+            last = e
+        time.sleep(0.2)
+    fail(f"tronchd did not become healthy in {timeout}s (last answer: {last}); see {RUN_DIR}/tronchd/tronchd.log")
+
+
+def render_gateway(prefix: pathlib.Path) -> pathlib.Path:
+    text = GATEWAY_TEMPLATE.read_text()
+    for name, value in {
+        "@MODULE@": str(h.MODULE_SO), "@PREFIX@": str(prefix), "@GATEWAY_PORT@": str(PORTS["gateway"]),
+        "@REDIS@": f"127.0.0.1:{PORTS['redis']}", "@DOCROOT@": str(prefix / "html"),
+    }.items():
+        text = text.replace(name, value)
+    conf = prefix / "nginx.conf"
+    conf.write_text(text)
+    return conf
+
+
+def start_nginx() -> int:
+    prefix = RUN_DIR / "nginx"
+    for sub in ("logs", "html", "tmp"):
+        (prefix / sub).mkdir(parents=True, exist_ok=True)
+    for d in (RUN_DIR, prefix, prefix / "html"):
+        d.chmod(0o755)  # workers run as nobody and must read the docroot
+    (prefix / "tmp").chmod(0o777)
+    page = prefix / "html" / "index.html"
+    page.write_text("Hello from behind Tronch: your key was accepted.\n")
+    page.chmod(0o644)
+    conf = render_gateway(prefix)
+    check = subprocess.run([h.NGINX_BIN, "-t", "-p", str(prefix), "-c", str(conf)], capture_output=True, text=True)
+    if check.returncode != 0:
+        fail(f"nginx -t refused {conf}:\n{check.stderr}")
+    subprocess.run([h.NGINX_BIN, "-p", str(prefix), "-c", str(conf)], check=True)
+    pidfile = prefix / "logs" / "nginx.pid"
+    deadline = time.monotonic() + 10
+    while not pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    h.wait_for_port(PORTS["gateway"])
+    return int(pidfile.read_text())
+
+
+def stop_pids(pids: dict[str, int]) -> None:
+    # Reverse start order; the signal each one treats as "shut down cleanly and fast".
+    signals = {"nginx": signal.SIGQUIT, "tronchd": signal.SIGTERM, "redis": signal.SIGTERM, "postgres": signal.SIGINT}
+    for name in ("nginx", "tronchd", "redis", "postgres"):
+        pid = pids.get(name)
+        if pid and pid_alive(pid):
+            os.kill(pid, signals[name])
+            deadline = time.monotonic() + 20
+            while pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+            say(f"stopped {name} (pid {pid})")
+    STATE.unlink(missing_ok=True)
+
+
+def create_demo_key(token: str) -> dict:
+    status, body = api("POST", "/api/v1/keys", token, {
+        "name": "run.sh demo", "owner": "demo", "environment": "test",
+        "limits": {"rate": 5, "period_seconds": 10, "burst": 0},
+    })
+    if status != 201:
+        fail(f"creating the demo key failed: HTTP {status} {body}")
+    return body
+
+
+def up(detach: bool) -> None:
+    if running_pids():
+        fail(f"a stack is already running from {RUN_DIR} (pids {running_pids()}); `./run.sh stop` first")
+    taken = [f"{name} port {port}" for name, port in PORTS.items() if port_taken(port)]
+    if taken:
+        fail("in use: " + ", ".join(taken) + ". Free it or set TRONCH_GATEWAY_PORT / TRONCH_API_PORT / "
+             "TRONCH_PG_PORT / TRONCH_REDIS_PORT.")
+    for sub in ("postgres", "redis", "tronchd"):
+        (RUN_DIR / sub).mkdir(parents=True, exist_ok=True)
+    RUN_DIR.chmod(0o755)
+    pids: dict[str, int] = {}
+
+    def record(name: str, pid: int) -> None:
+        pids[name] = pid
+        STATE.write_text(json.dumps(pids))
+
+    try:
+        say(f"PostgreSQL on 127.0.0.1:{PORTS['postgres']} (data in {RUN_DIR / 'postgres'})")
+        pg = h.Postgres(port=PORTS["postgres"], workdir=RUN_DIR / "postgres")
+        (RUN_DIR / "postgres").chmod(0o755)
+        pg.start()
+        record("postgres", pg.proc.pid)
+        say(f"Redis on 127.0.0.1:{PORTS['redis']}")
+        redis = h.Redis(port=PORTS["redis"], workdir=RUN_DIR / "redis").start()
+        record("redis", redis.proc.pid)
+        token = admin_token()
+        say(f"tronchd on 127.0.0.1:{PORTS['api']} (migrations applied at start-up)")
+        d = h.Tronchd(pg, redis, admin_token=token, port=PORTS["api"], workdir=RUN_DIR / "tronchd").start()
+        record("tronchd", d.proc.pid)
+        wait_healthy(token)
+        say(f"nginx with the Tronch module on 127.0.0.1:{PORTS['gateway']}")
+        record("nginx", start_nginx())
+        key = create_demo_key(token)
+    except (Exception, KeyboardInterrupt) as e:  # leave nothing half-started behind
+        stop_pids(pids)
+        fail(f"start-up failed: {e}")
+
+    gw, api_url = f"http://127.0.0.1:{PORTS['gateway']}", f"http://127.0.0.1:{PORTS['api']}"
+    ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in {
+        "TRONCH_GATEWAY_URL": gw, "TRONCH_API_URL": api_url, "TRONCH_ADMIN_TOKEN": token,
+        "TRONCH_REDIS_URL": f"redis://127.0.0.1:{PORTS['redis']}", "TRONCH_DATABASE_URL": pg.url,
+        "TRONCH_NGINX_PID": pids["nginx"],
+    }.items()))
+    ENV_FILE.chmod(0o600)
+    print(f"""
+Tronch is up.
+  gateway      {gw}
+  API          {api_url}   (admin token: {token})
+  env file     {ENV_FILE}
+
+A demo key (test environment, 5 requests per 10 s), shown this once:
+  {key['key']}
+
+  curl -i {gw}/api/hello -H 'Authorization: Bearer {key['key']}'      # 200
+  curl -i {gw}/api/hello -H 'Authorization: Bearer tronch_sk_test_nope'  # 401 malformed_key
+  for i in $(seq 7); do curl -s -o /dev/null -w '%{{http_code}}\\n' {gw}/api/hello \\
+      -H 'Authorization: Bearer {key['key']}'; done                      # ... 429 rate_limited
+  curl -s {api_url}/api/v1/keys -H 'Authorization: Bearer {token}'     # list keys
+""", flush=True)
+    if detach:
+        print("Detached. Stop with: ./run.sh stop")
+        return
+    print("Ctrl-C stops everything.", flush=True)
+    try:
+        while all(pid_alive(p) for p in pids.values()):
+            time.sleep(0.5)
+        dead = [n for n, p in pids.items() if not pid_alive(p)]
+        print(f"run.sh: {', '.join(dead)} exited; stopping the rest", file=sys.stderr)
+    except KeyboardInterrupt:
+        print()
+    stop_pids(pids)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="run.sh")
+    parser.add_argument("command", nargs="?", default="up", choices=["up", "stop"])
+    parser.add_argument("--detach", action="store_true")
+    args = parser.parse_args()
+    if args.command == "stop":
+        pids = running_pids()
+        if not pids:
+            print("run.sh: nothing is running from", RUN_DIR)
+            STATE.unlink(missing_ok=True)
+            return
+        stop_pids(pids)
+        return
+    up(args.detach)
+
+
+if __name__ == "__main__":
+    main()
