@@ -27,6 +27,7 @@ typedef struct {
     ngx_rbtree_node_t            sentinel;
     ngx_queue_t                  lru;
     ngx_atomic_t                 generation;    /* bumped by every applied event */
+    ngx_msec_t                   valid_after;   /* older entries are revalidated */
     ngx_http_tronch_stats_t      stats;
 } ngx_http_tronch_shctx_t;
 
@@ -208,6 +209,7 @@ ngx_http_tronch_cache_lookup(ngx_shm_zone_t *zone, const u_char *digest,
     ngx_http_tronch_node_t      *n;
     ngx_http_tronch_cache_rc_e   rc;
     ngx_msec_int_t               age;
+    ngx_uint_t                   revalidate;
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
@@ -223,10 +225,14 @@ ngx_http_tronch_cache_lookup(ngx_shm_zone_t *zone, const u_char *digest,
         age = 0;
     }
 
+    /* stored before a subscriber reconnect: events may have been missed since, so use it
+     * only if Redis cannot answer */
+    revalidate = ((ngx_msec_int_t) (n->stored - ctx->sh->valid_after) < 0);
+
     if (n->negative) {
-        rc = ((ngx_msec_t) age < lcf->negative_ttl) ? NGX_HTTP_TRONCH_CACHE_HIT
-                                                     : NGX_HTTP_TRONCH_CACHE_MISS;
-    } else if ((ngx_msec_t) age < lcf->cache_ttl) {
+        rc = (!revalidate && (ngx_msec_t) age < lcf->negative_ttl) ? NGX_HTTP_TRONCH_CACHE_HIT
+                                                                    : NGX_HTTP_TRONCH_CACHE_MISS;
+    } else if (!revalidate && (ngx_msec_t) age < lcf->cache_ttl) {
         rc = NGX_HTTP_TRONCH_CACHE_HIT;
 
     } else if ((ngx_msec_t) age < lcf->cache_ttl + lcf->stale_ttl) {
@@ -358,6 +364,20 @@ ngx_http_tronch_cache_drop(ngx_shm_zone_t *zone, const u_char *digest)
     if (n) {
         ngx_http_tronch_remove(ctx, n);
     }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+
+void
+ngx_http_tronch_cache_revalidate_all(ngx_shm_zone_t *zone)
+{
+    ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    ctx->sh->generation++;
+    ctx->sh->valid_after = ngx_current_msec + 1;
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 }

@@ -914,6 +914,10 @@ ngx_http_tronch_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v, ui
 
     ctx = ngx_http_tronch_get_ctx(r);
 
+    if (ctx == NULL && r != r->main) {
+        ctx = ngx_http_tronch_get_ctx(r->main);   /* subrequests: the main request's key */
+    }
+
     if (ctx == NULL || !ctx->decided) {
         v->not_found = 1;
         return NGX_OK;

@@ -101,6 +101,9 @@ void ngx_http_tronch_cache_store(ngx_shm_zone_t *zone, const u_char *digest,
     const ngx_http_tronch_answer_t *answer, ngx_atomic_uint_t generation);
 void ngx_http_tronch_cache_drop(ngx_shm_zone_t *zone, const u_char *digest);
 void ngx_http_tronch_cache_drop_negative(ngx_shm_zone_t *zone);
+/* Events may have been missed (the subscriber reconnected): every entry is refreshed from
+ * Redis on its next use, and served as stale only if Redis cannot answer. */
+void ngx_http_tronch_cache_revalidate_all(ngx_shm_zone_t *zone);
 void ngx_http_tronch_count(ngx_shm_zone_t *zone, ngx_atomic_t *counter);
 
 /* ngx_http_tronch_redis.c */

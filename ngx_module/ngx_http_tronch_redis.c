@@ -39,6 +39,7 @@ typedef struct {
     ngx_msec_t                    backoff;
     ngx_uint_t                    inflight;
     ngx_uint_t                    failures;  /* connect failures in a row */
+    ngx_uint_t                    was_up;    /* has been connected before in this worker */
 } ngx_http_tronch_link_t;
 
 
@@ -435,6 +436,13 @@ ngx_http_tronch_event_message(redisAsyncContext *ac, void *r, void *privdata)
     if (kind->len == 9 && ngx_strncmp(kind->str, "subscribe", 9) == 0) {
         ngx_log_error(NGX_LOG_INFO, ngx_http_tronch_redis_log, 0,
                       "tronch: subscribed to %s", tronch_bridge_events_channel());
+
+        if (ngx_http_tronch_sub_link.was_up) {
+            /* events published while we were away are lost: revalidate the cache */
+            ngx_http_tronch_cache_revalidate_all(ngx_http_tronch_redis_mcf->shm_zone);
+        }
+
+        ngx_http_tronch_sub_link.was_up = 1;
         return;
     }
 

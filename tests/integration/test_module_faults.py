@@ -119,7 +119,7 @@ def test_reconnects_after_redis_restart(ngx, keys, own_redis):
     own_redis.stop()
     assert requests.get(ngx.url("/"), headers=bearer(key), timeout=5).status_code == 503
     time.sleep(1.0)
-    h.Redis(port=own_redis.port, workdir=own_redis.dir).start()  # empty: tronchd re-mirrors
+    own_redis.proc = h.Redis(port=own_redis.port, workdir=own_redis.dir).start().proc  # fixture stops it  # empty: tronchd re-mirrors
     restarted = own_redis.client()
     k = Keys(restarted)
     k.put(key, digest, key_id=key_id)
@@ -141,7 +141,6 @@ def test_reconnects_after_redis_restart(ngx, keys, own_redis):
     k.changed(digest, key_id)
     time.sleep(0.05)
     assert requests.get(ngx.url("/"), headers=bearer(key), timeout=5).status_code == 403
-    restarted.shutdown(nosave=True)
 
 
 def test_reload_during_traffic_loses_nothing_and_keeps_cache(ngx, keys, own_redis):
@@ -204,3 +203,23 @@ def test_graceful_shutdown_not_held_up(nginx_factory, keys, own_redis):
     ngx.stop()
     assert time.monotonic() - t0 < 2.0
     assert not ngx.log_problems()
+
+
+def test_events_missed_while_disconnected_are_caught_up(ngx, keys, own_redis):
+    """The key is revoked while Redis (and so the event channel) is away: once the
+    subscribers are back, cached entries are revalidated instead of trusted until their TTL."""
+    key, digest, key_id = keys.make("live")
+    assert requests.get(ngx.url("/"), headers=bearer(key), timeout=5).status_code == 200
+    own_redis.stop()
+    own_redis.proc = h.Redis(port=own_redis.port, workdir=own_redis.dir).start().proc  # fixture stops it
+    restarted = own_redis.client()
+    k = Keys(restarted)
+    k.put(key, digest, status="revoked", key_id=key_id)   # re-mirrored, already revoked
+    k.mark_mirror_complete()
+    deadline = time.monotonic() + 10
+    while dict(restarted.pubsub_numsub("tronch:events")).get("tronch:events", 0) < 2:
+        assert time.monotonic() < deadline, "subscribers did not come back"
+        time.sleep(0.05)
+    time.sleep(0.05)
+    r = requests.get(ngx.url("/"), headers=bearer(key), timeout=5)
+    assert r.status_code == 403 and problem(r)["code"] == "revoked_key"
