@@ -119,7 +119,7 @@ def test_reconnects_after_redis_restart(ngx, keys, own_redis):
     own_redis.stop()
     assert requests.get(ngx.url("/"), headers=bearer(key), timeout=5).status_code == 503
     time.sleep(1.0)
-    own_redis.proc = h.Redis(port=own_redis.port, workdir=own_redis.dir).start().proc  # fixture stops it  # empty: tronchd re-mirrors
+    own_redis.proc = h.Redis(port=own_redis.port, workdir=own_redis.dir).start().proc  # empty; the fixture stops it
     restarted = own_redis.client()
     k = Keys(restarted)
     k.put(key, digest, key_id=key_id)
