@@ -307,7 +307,8 @@ ngx_http_tronch_exists_reply(redisAsyncContext *ac, void *r, void *privdata)
         ngx_http_tronch_count_latency(p->started);
     }
 
-    if (p->done) {
+    /* on exit (a fast shutdown may leave requests suspended) nothing is resumed */
+    if (p->done && !ngx_http_tronch_redis_exiting) {
         p->done(p->data, rc, complete, p->have_record ? &p->record : NULL);
     }
 
@@ -393,6 +394,10 @@ ngx_http_tronch_link_reset(ngx_http_tronch_link_t *link)
 void
 ngx_http_tronch_redis_cancel(ngx_http_tronch_pending_t *p, ngx_uint_t timed_out)
 {
+    if (ngx_http_tronch_redis_exiting) {
+        return;   /* the slots are gone with the worker's Redis state */
+    }
+
     p->done = NULL;
     p->data = NULL;
 
