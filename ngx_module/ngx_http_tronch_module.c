@@ -28,6 +28,7 @@ typedef struct {
     unsigned                      stale:1;       /* answer is a stale cache entry */
     unsigned                      lookup_failed:1;
     unsigned                      headers_cleaned:1;
+    unsigned                      counted:1;     /* once per request, not per redirect */
     int                           key_env;
     ngx_atomic_uint_t             generation;
     ngx_table_elt_t              *key_elt;
@@ -450,11 +451,21 @@ ngx_http_tronch_clean_headers(ngx_http_request_t *r, ngx_http_tronch_ctx_t *ctx)
 /* decisions */
 
 static void
-ngx_http_tronch_count_result(ngx_http_tronch_main_conf_t *mcf, ngx_uint_t result)
+ngx_http_tronch_count_result(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_ctx_t *ctx,
+    ngx_uint_t result)
 {
     ngx_http_tronch_stats_t  *st = ngx_http_tronch_stats(mcf->shm_zone);
 
+    if (ctx->counted) {
+        return;
+    }
+
+    ctx->counted = 1;
     (void) ngx_atomic_fetch_add(&st->requests[result], 1);
+
+    if (result != TRONCH_RESULT_OK && ctx->passed) {
+        (void) ngx_atomic_fetch_add(&st->fail_open_passes, 1);
+    }
 }
 
 
@@ -474,7 +485,7 @@ ngx_http_tronch_refuse(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
     ctx->result = result;
     ctx->state = NGX_HTTP_TRONCH_STATE_DECIDED;
 
-    ngx_http_tronch_count_result(mcf, result);
+    ngx_http_tronch_count_result(mcf, ctx, result);
 
     code = tronch_bridge_result_code((int) result, &len);
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "tronch: refused: %*s", len, code);
@@ -557,11 +568,7 @@ ngx_http_tronch_pass(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
     ctx->result = result;
     ctx->state = NGX_HTTP_TRONCH_STATE_DECIDED;
 
-    ngx_http_tronch_count_result(mcf, result);
-
-    if (result != TRONCH_RESULT_OK) {
-        (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(mcf->shm_zone)->fail_open_passes, 1);
-    }
+    ngx_http_tronch_count_result(mcf, ctx, result);
 
     if (ngx_http_tronch_clean_headers(r, ctx) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

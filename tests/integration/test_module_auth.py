@@ -24,6 +24,8 @@ LOCATIONS = """
         location /https/ { tronch on; tronch_require_https on; PROTECT }
         location /xkey/ { tronch on; tronch_key_header X-API-Key; PROTECT }
         location /open/ { tronch off; PROTECT }
+        location /tf/ { tronch on; try_files /nonexistent @named; }
+        location @named { tronch on; PROTECT }
 """
 
 
@@ -209,3 +211,16 @@ def test_status_counters(ngx, keys):
     assert delta("tronch_redis_latency_seconds_count") == 1
     assert after["tronch_cache_entries"] >= 1
     assert after["tronch_redis_connects_total"] >= 2
+
+
+def test_internal_redirect_keeps_the_decision(ngx, keys):
+    """try_files -> @named runs the access phase again, after the key header was removed."""
+    key, _, key_id = keys.make("live")
+    before = status_metrics(ngx)
+    r = requests.get(ngx.url("/tf/x"), headers=bearer(key), timeout=5)
+    assert r.status_code == 200, r.text
+    assert r.json()["key_id"] == key_id and r.json()["authorization"] == ""
+    after = status_metrics(ngx)
+    assert after['tronch_requests_total{result="ok"}'] - before['tronch_requests_total{result="ok"}'] == 1
+    r = requests.get(ngx.url("/tf/x"), timeout=5)
+    assert r.status_code == 401 and problem(r)["code"] == "missing_key"
