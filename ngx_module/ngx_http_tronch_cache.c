@@ -1,0 +1,409 @@
+/*
+ * The shared-memory key cache: one zone (tronch_zone), shared by all workers and kept across
+ * reloads. Slab allocator + rbtree keyed on the SHA-256 digest + an LRU queue, in the manner of
+ * limit_req. Every access to the tree and the queue is under the slab pool's mutex; counters
+ * are atomic. Plain data only.
+ */
+#include "ngx_http_tronch_module.h"
+
+
+#define NGX_HTTP_TRONCH_SHM_MAGIC  0x54524e31  /* "TRN1": layout version */
+
+
+typedef struct {
+    ngx_rbtree_node_t            node;          /* node.key: first bytes of the digest */
+    ngx_queue_t                  queue;         /* LRU, most recent at the head */
+    u_char                       digest[TRONCH_DIGEST_LEN];
+    ngx_msec_t                   stored;        /* ngx_current_msec (monotonic, system wide) */
+    ngx_uint_t                   negative;
+    tronch_record_t              record;
+    /* room for per-key limiter state and usage counters (next issue) */
+} ngx_http_tronch_node_t;
+
+
+typedef struct {
+    ngx_uint_t                   magic;
+    ngx_rbtree_t                 rbtree;
+    ngx_rbtree_node_t            sentinel;
+    ngx_queue_t                  lru;
+    ngx_atomic_t                 generation;    /* bumped by every applied event */
+    ngx_msec_t                   valid_after;   /* older entries are revalidated */
+    ngx_http_tronch_stats_t      stats;
+} ngx_http_tronch_shctx_t;
+
+
+typedef struct {
+    ngx_http_tronch_shctx_t     *sh;
+    ngx_slab_pool_t             *shpool;
+} ngx_http_tronch_zone_ctx_t;
+
+
+const ngx_msec_t ngx_http_tronch_latency_bounds[NGX_HTTP_TRONCH_LATENCY_BUCKETS - 1] = {
+    1, 2, 5, 10, 50, 250
+};
+
+
+static void
+ngx_http_tronch_rbtree_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t       **p;
+    ngx_http_tronch_node_t   *n, *t;
+
+    for ( ;; ) {
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else {
+            n = (ngx_http_tronch_node_t *) node;
+            t = (ngx_http_tronch_node_t *) temp;
+            p = (ngx_memcmp(n->digest, t->digest, TRONCH_DIGEST_LEN) < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+void *
+ngx_http_tronch_cache_create_ctx(ngx_conf_t *cf)
+{
+    return ngx_pcalloc(cf->pool, sizeof(ngx_http_tronch_zone_ctx_t));
+}
+
+
+ngx_int_t
+ngx_http_tronch_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_tronch_zone_ctx_t  *octx = data;
+    ngx_http_tronch_zone_ctx_t  *ctx;
+    size_t                       len;
+
+    ctx = shm_zone->data;
+
+    if (octx) {
+        /* reload: the old cycle's zone, same name and size: keep its contents */
+        ctx->sh = octx->sh;
+        ctx->shpool = octx->shpool;
+        return NGX_OK;
+    }
+
+    ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        ctx->sh = ctx->shpool->data;
+        return NGX_OK;
+    }
+
+    ctx->sh = ngx_slab_calloc(ctx->shpool, sizeof(ngx_http_tronch_shctx_t));
+    if (ctx->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->shpool->data = ctx->sh;
+    ctx->sh->magic = NGX_HTTP_TRONCH_SHM_MAGIC;
+
+    ngx_rbtree_init(&ctx->sh->rbtree, &ctx->sh->sentinel, ngx_http_tronch_rbtree_insert);
+    ngx_queue_init(&ctx->sh->lru);
+
+    len = sizeof(" in tronch_zone \"\"") + shm_zone->shm.name.len;
+
+    ctx->shpool->log_ctx = ngx_slab_alloc(ctx->shpool, len);
+    if (ctx->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(ctx->shpool->log_ctx, " in tronch_zone \"%V\"%Z", &shm_zone->shm.name);
+
+    ctx->shpool->log_nomem = 0;   /* a full cache evicts; it is not an error */
+
+    return NGX_OK;
+}
+
+
+ngx_http_tronch_stats_t *
+ngx_http_tronch_stats(ngx_shm_zone_t *zone)
+{
+    ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
+
+    return &ctx->sh->stats;
+}
+
+
+void
+ngx_http_tronch_count(ngx_shm_zone_t *zone, ngx_atomic_t *counter)
+{
+    (void) zone;
+    (void) ngx_atomic_fetch_add(counter, 1);
+}
+
+
+static ngx_http_tronch_node_t *
+ngx_http_tronch_find(ngx_http_tronch_shctx_t *sh, const u_char *digest)
+{
+    ngx_rbtree_node_t       *node, *sentinel;
+    ngx_http_tronch_node_t  *n;
+    ngx_rbtree_key_t         key;
+    ngx_int_t                rc;
+
+    ngx_memcpy(&key, digest, sizeof(key));
+
+    node = sh->rbtree.root;
+    sentinel = sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (key < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (key > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        n = (ngx_http_tronch_node_t *) node;
+        rc = ngx_memcmp(digest, n->digest, TRONCH_DIGEST_LEN);
+
+        if (rc == 0) {
+            return n;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_tronch_remove(ngx_http_tronch_zone_ctx_t *ctx, ngx_http_tronch_node_t *n)
+{
+    ngx_queue_remove(&n->queue);
+    ngx_rbtree_delete(&ctx->sh->rbtree, &n->node);
+    ngx_slab_free_locked(ctx->shpool, n);
+    (void) ngx_atomic_fetch_add(&ctx->sh->stats.cache_entries, (ngx_atomic_int_t) -1);
+}
+
+
+ngx_http_tronch_cache_rc_e
+ngx_http_tronch_cache_lookup(ngx_shm_zone_t *zone, const u_char *digest,
+    ngx_http_tronch_loc_conf_t *lcf, ngx_http_tronch_answer_t *out)
+{
+    ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
+    ngx_http_tronch_node_t      *n;
+    ngx_http_tronch_cache_rc_e   rc;
+    ngx_msec_int_t               age;
+    ngx_uint_t                   revalidate;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    n = ngx_http_tronch_find(ctx->sh, digest);
+
+    if (n == NULL) {
+        rc = NGX_HTTP_TRONCH_CACHE_MISS;
+        goto done;
+    }
+
+    age = (ngx_msec_int_t) (ngx_current_msec - n->stored);
+    if (age < 0) {
+        age = 0;
+    }
+
+    /* stored before a subscriber reconnect: events may have been missed since, so use it
+     * only if Redis cannot answer */
+    revalidate = ((ngx_msec_int_t) (n->stored - ctx->sh->valid_after) < 0);
+
+    if (n->negative) {
+        rc = (!revalidate && (ngx_msec_t) age < lcf->negative_ttl) ? NGX_HTTP_TRONCH_CACHE_HIT
+                                                                    : NGX_HTTP_TRONCH_CACHE_MISS;
+    } else if (!revalidate && (ngx_msec_t) age < lcf->cache_ttl) {
+        rc = NGX_HTTP_TRONCH_CACHE_HIT;
+
+    } else if ((ngx_msec_t) age < lcf->cache_ttl + lcf->stale_ttl) {
+        rc = NGX_HTTP_TRONCH_CACHE_STALE;
+
+    } else {
+        rc = NGX_HTTP_TRONCH_CACHE_MISS;
+    }
+
+    if (rc != NGX_HTTP_TRONCH_CACHE_MISS) {
+        out->negative = n->negative;
+        ngx_memcpy(&out->record, &n->record, sizeof(tronch_record_t));
+        ngx_queue_remove(&n->queue);
+        ngx_queue_insert_head(&ctx->sh->lru, &n->queue);
+    }
+
+done:
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return rc;
+}
+
+
+ngx_atomic_uint_t
+ngx_http_tronch_cache_generation(ngx_shm_zone_t *zone)
+{
+    ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
+
+    return ctx->sh->generation;
+}
+
+
+/* Frees the least recently used entries; n == 0: only those older than any TTL could allow. */
+static void
+ngx_http_tronch_evict(ngx_http_tronch_zone_ctx_t *ctx, ngx_uint_t n, ngx_msec_t max_age)
+{
+    ngx_queue_t             *q;
+    ngx_http_tronch_node_t  *node;
+    ngx_uint_t               i;
+
+    for (i = 0; i < 3 || n; i++) {
+
+        if (ngx_queue_empty(&ctx->sh->lru)) {
+            return;
+        }
+
+        q = ngx_queue_last(&ctx->sh->lru);
+        node = ngx_queue_data(q, ngx_http_tronch_node_t, queue);
+
+        if (n) {
+            n--;
+            (void) ngx_atomic_fetch_add(&ctx->sh->stats.cache_evictions, 1);
+
+        } else if ((ngx_msec_t) (ngx_current_msec - node->stored) <= max_age) {
+            return;
+        }
+
+        ngx_http_tronch_remove(ctx, node);
+    }
+}
+
+
+void
+ngx_http_tronch_cache_store(ngx_shm_zone_t *zone, const u_char *digest,
+    const ngx_http_tronch_answer_t *answer, ngx_atomic_uint_t generation)
+{
+    ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
+    ngx_http_tronch_node_t      *n;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    /* An event arrived while this answer was on its way: it may be the old record. */
+    if (ctx->sh->generation != generation) {
+        goto done;
+    }
+
+    n = ngx_http_tronch_find(ctx->sh, digest);
+
+    if (n == NULL) {
+        /* expire a few entries nobody could use any more (a day is past any sane TTL) */
+        ngx_http_tronch_evict(ctx, 0, 86400000);
+
+        n = ngx_slab_alloc_locked(ctx->shpool, sizeof(ngx_http_tronch_node_t));
+        if (n == NULL) {
+            ngx_http_tronch_evict(ctx, 1, 0);
+            n = ngx_slab_alloc_locked(ctx->shpool, sizeof(ngx_http_tronch_node_t));
+            if (n == NULL) {
+                ngx_http_tronch_evict(ctx, 8, 0);
+                n = ngx_slab_alloc_locked(ctx->shpool, sizeof(ngx_http_tronch_node_t));
+                if (n == NULL) {
+                    goto done;
+                }
+            }
+        }
+
+        ngx_memzero(n, sizeof(ngx_http_tronch_node_t));
+        ngx_memcpy(n->digest, digest, TRONCH_DIGEST_LEN);
+        ngx_memcpy(&n->node.key, digest, sizeof(n->node.key));
+        ngx_rbtree_insert(&ctx->sh->rbtree, &n->node);
+        (void) ngx_atomic_fetch_add(&ctx->sh->stats.cache_entries, 1);
+
+    } else {
+        ngx_queue_remove(&n->queue);
+    }
+
+    ngx_queue_insert_head(&ctx->sh->lru, &n->queue);
+    n->stored = ngx_current_msec;
+    n->negative = answer->negative;
+    ngx_memcpy(&n->record, &answer->record, sizeof(tronch_record_t));
+
+done:
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+
+void
+ngx_http_tronch_cache_drop(ngx_shm_zone_t *zone, const u_char *digest)
+{
+    ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
+    ngx_http_tronch_node_t      *n;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    ctx->sh->generation++;
+
+    n = ngx_http_tronch_find(ctx->sh, digest);
+    if (n) {
+        ngx_http_tronch_remove(ctx, n);
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+
+void
+ngx_http_tronch_cache_revalidate_all(ngx_shm_zone_t *zone)
+{
+    ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    ctx->sh->generation++;
+    ctx->sh->valid_after = ngx_current_msec + 1;
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+
+void
+ngx_http_tronch_cache_drop_negative(ngx_shm_zone_t *zone)
+{
+    ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
+    ngx_queue_t                 *q, *next;
+    ngx_http_tronch_node_t      *n;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    ctx->sh->generation++;
+
+    for (q = ngx_queue_head(&ctx->sh->lru);
+         q != ngx_queue_sentinel(&ctx->sh->lru);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        n = ngx_queue_data(q, ngx_http_tronch_node_t, queue);
+        if (n->negative) {
+            ngx_http_tronch_remove(ctx, n);
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+}

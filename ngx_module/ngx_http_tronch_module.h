@@ -1,0 +1,133 @@
+/*
+ * Tronch nginx module: declarations shared by its C files.
+ *   ngx_http_tronch_module.c  directives, access handler, variables, refusals
+ *   ngx_http_tronch_cache.c   the shared-memory cache (slab + rbtree + LRU) and counters
+ *   ngx_http_tronch_redis.c   hiredis async on nginx's event loop: lookups and the event subscriber
+ *   ngx_http_tronch_status.c  the tronch_status handler (Prometheus text)
+ */
+#ifndef NGX_HTTP_TRONCH_MODULE_H
+#define NGX_HTTP_TRONCH_MODULE_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "tronch_bridge.h"
+
+
+#define NGX_HTTP_TRONCH_ENV_LIVE   TRONCH_ENV_LIVE
+#define NGX_HTTP_TRONCH_ENV_TEST   TRONCH_ENV_TEST
+#define NGX_HTTP_TRONCH_ENV_ANY    2
+
+#define NGX_HTTP_TRONCH_FAIL_CLOSED  0
+#define NGX_HTTP_TRONCH_FAIL_OPEN    1
+
+/* Latency histogram buckets (milliseconds), the last is +Inf. */
+#define NGX_HTTP_TRONCH_LATENCY_BUCKETS  7
+extern const ngx_msec_t ngx_http_tronch_latency_bounds[NGX_HTTP_TRONCH_LATENCY_BUCKETS - 1];
+
+
+/* Counters in shared memory, updated with atomic adds (no lock needed). */
+typedef struct {
+    ngx_atomic_t  requests[TRONCH_RESULT_COUNT];
+    ngx_atomic_t  fail_open_passes;
+    ngx_atomic_t  cache_hits;
+    ngx_atomic_t  cache_misses;
+    ngx_atomic_t  cache_stale_serves;
+    ngx_atomic_t  cache_evictions;
+    ngx_atomic_t  cache_entries;
+    ngx_atomic_t  redis_lookups;
+    ngx_atomic_t  redis_errors;
+    ngx_atomic_t  redis_timeouts;
+    ngx_atomic_t  redis_latency_ms_sum;
+    ngx_atomic_t  redis_latency_buckets[NGX_HTTP_TRONCH_LATENCY_BUCKETS];
+    ngx_atomic_t  redis_connects;
+    ngx_atomic_t  events_applied;
+    ngx_atomic_t  events_invalid;
+    /* room for the rate limiter's counters (next issue) */
+} ngx_http_tronch_stats_t;
+
+
+/* Outcome of a cache lookup. */
+typedef enum {
+    NGX_HTTP_TRONCH_CACHE_MISS = 0,    /* absent, or too old to use */
+    NGX_HTTP_TRONCH_CACHE_HIT,         /* fresh: use it */
+    NGX_HTTP_TRONCH_CACHE_STALE        /* positive but past its TTL: refresh, use if Redis fails */
+} ngx_http_tronch_cache_rc_e;
+
+
+typedef struct {
+    ngx_shm_zone_t               *shm_zone;     /* tronch_zone */
+    ngx_str_t                     redis_addr;   /* as written, for logs */
+    ngx_str_t                     redis_host;   /* NUL terminated IP, or unix path */
+    ngx_int_t                     redis_port;   /* 0 for a unix socket */
+    ngx_msec_t                    redis_timeout;
+    /* Precomputed problem+json bodies, one per result: a refusal allocates nothing for them. */
+    ngx_str_t                     bodies[TRONCH_RESULT_COUNT];
+    ngx_uint_t                    enabled_somewhere;
+} ngx_http_tronch_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                    enable;
+    ngx_str_t                     key_header;     /* empty: Authorization: Bearer, then X-API-Key */
+    ngx_uint_t                    environment;
+    ngx_msec_t                    cache_ttl;
+    ngx_msec_t                    negative_ttl;
+    ngx_msec_t                    stale_ttl;
+    ngx_uint_t                    failure_mode;
+    ngx_flag_t                    require_https;
+    ngx_flag_t                    status;         /* tronch_status handler */
+} ngx_http_tronch_loc_conf_t;
+
+
+/* One cached answer as handed to the request path (a copy out of shared memory). */
+typedef struct {
+    ngx_uint_t                    negative;       /* Redis said: no such key */
+    tronch_record_t               record;
+} ngx_http_tronch_answer_t;
+
+
+extern ngx_module_t  ngx_http_tronch_module;
+
+/* ngx_http_tronch_cache.c */
+void *ngx_http_tronch_cache_create_ctx(ngx_conf_t *cf);
+ngx_int_t ngx_http_tronch_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data);
+ngx_http_tronch_stats_t *ngx_http_tronch_stats(ngx_shm_zone_t *zone);
+ngx_http_tronch_cache_rc_e ngx_http_tronch_cache_lookup(ngx_shm_zone_t *zone, const u_char *digest,
+    ngx_http_tronch_loc_conf_t *lcf, ngx_http_tronch_answer_t *out);
+ngx_atomic_uint_t ngx_http_tronch_cache_generation(ngx_shm_zone_t *zone);
+void ngx_http_tronch_cache_store(ngx_shm_zone_t *zone, const u_char *digest,
+    const ngx_http_tronch_answer_t *answer, ngx_atomic_uint_t generation);
+void ngx_http_tronch_cache_drop(ngx_shm_zone_t *zone, const u_char *digest);
+void ngx_http_tronch_cache_drop_negative(ngx_shm_zone_t *zone);
+/* Events may have been missed (the subscriber reconnected): every entry is refreshed from
+ * Redis on its next use, and served as stale only if Redis cannot answer. */
+void ngx_http_tronch_cache_revalidate_all(ngx_shm_zone_t *zone);
+void ngx_http_tronch_count(ngx_shm_zone_t *zone, ngx_atomic_t *counter);
+
+/* ngx_http_tronch_redis.c */
+typedef enum {
+    NGX_HTTP_TRONCH_LOOKUP_FOUND = 0,     /* answer holds the record */
+    NGX_HTTP_TRONCH_LOOKUP_ABSENT,        /* no record; negative caching allowed if mirror_complete */
+    NGX_HTTP_TRONCH_LOOKUP_FAILED         /* Redis down, slow, or an undecodable answer */
+} ngx_http_tronch_lookup_rc_e;
+
+typedef struct ngx_http_tronch_pending_s  ngx_http_tronch_pending_t;
+
+/* Called once per lookup that was started, unless cancelled first. */
+typedef void (*ngx_http_tronch_lookup_done_pt)(void *data, ngx_http_tronch_lookup_rc_e rc,
+    ngx_uint_t mirror_complete, const tronch_record_t *record);
+
+ngx_int_t ngx_http_tronch_redis_init_process(ngx_cycle_t *cycle, ngx_http_tronch_main_conf_t *mcf);
+void ngx_http_tronch_redis_exit_process(ngx_cycle_t *cycle);
+/* Starts a lookup; returns the pending handle, or NULL if Redis is not available now. */
+ngx_http_tronch_pending_t *ngx_http_tronch_redis_lookup(const char *hex,
+    ngx_http_tronch_lookup_done_pt done, void *data, ngx_log_t *log);
+/* The caller no longer wants the answer (request gone, or timed out). */
+void ngx_http_tronch_redis_cancel(ngx_http_tronch_pending_t *p, ngx_uint_t timed_out);
+
+/* ngx_http_tronch_status.c */
+ngx_int_t ngx_http_tronch_status_handler(ngx_http_request_t *r);
+
+#endif /* NGX_HTTP_TRONCH_MODULE_H */

@@ -1,0 +1,731 @@
+/*
+ * hiredis async on nginx's event loop, one pair of connections per worker:
+ *   - the command link: pipelined "GET tronch:key:{hash}" + "EXISTS tronch:mirror:epoch"
+ *     for each cache miss;
+ *   - the subscriber link: SUBSCRIBE tronch:events, applied to the shared cache at once.
+ *
+ * hiredis owns the socket: nginx only wraps its fd in an ngx_connection_t for events, and the
+ * cleanup hook gives that back with ngx_del_event + ngx_free_connection (never
+ * ngx_close_connection: hiredis closes the fd itself). Timeouts are nginx timers: hiredis 0.14
+ * has none. Connect and reconnect timers hang off a dummy connection and are cancelable, so
+ * graceful shutdown does not wait for them. Requests are never handed to hiredis: a lookup's
+ * privdata is a per-worker "pending" slot that outlives the request; cancelling detaches it.
+ */
+#include "ngx_http_tronch_module.h"
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+
+#define NGX_HTTP_TRONCH_BACKOFF_MIN   100
+#define NGX_HTTP_TRONCH_BACKOFF_MAX   5000
+
+
+typedef enum {
+    NGX_HTTP_TRONCH_LINK_DOWN = 0,
+    NGX_HTTP_TRONCH_LINK_CONNECTING,
+    NGX_HTTP_TRONCH_LINK_UP
+} ngx_http_tronch_link_state_e;
+
+
+typedef struct {
+    const char                   *name;
+    ngx_uint_t                    subscriber;
+    redisAsyncContext            *ac;
+    ngx_connection_t             *conn;      /* wraps hiredis' fd, for events */
+    ngx_http_tronch_link_state_e  state;
+    ngx_event_t                   timer;     /* connect timeout, or reconnect backoff */
+    ngx_connection_t              dummy;     /* timer.data (debug builds log through it) */
+    ngx_msec_t                    backoff;
+    ngx_uint_t                    inflight;
+    ngx_uint_t                    failures;  /* connect failures in a row */
+    ngx_uint_t                    was_up;    /* has been connected before in this worker */
+} ngx_http_tronch_link_t;
+
+
+/* The first failure in a row is a warning; the retries that follow are only info. */
+#define ngx_http_tronch_link_level(link)                                      \
+    ((link)->failures++ == 0 ? NGX_LOG_WARN : NGX_LOG_INFO)
+
+
+struct ngx_http_tronch_pending_s {
+    ngx_queue_t                       queue;    /* free list */
+    ngx_http_tronch_lookup_done_pt    done;     /* NULL once cancelled */
+    void                             *data;
+    ngx_msec_t                        started;
+    ngx_uint_t                        have_record;
+    ngx_uint_t                        failed;
+    ngx_uint_t                        got_get;
+    tronch_record_t                   record;
+};
+
+
+static ngx_http_tronch_main_conf_t  *ngx_http_tronch_redis_mcf;
+static ngx_log_t                    *ngx_http_tronch_redis_log;
+static ngx_uint_t                    ngx_http_tronch_redis_exiting;
+static ngx_http_tronch_link_t        ngx_http_tronch_cmd_link;
+static ngx_http_tronch_link_t        ngx_http_tronch_sub_link;
+static ngx_queue_t                   ngx_http_tronch_free_pending;
+
+
+static void ngx_http_tronch_link_connect(ngx_http_tronch_link_t *link);
+static void ngx_http_tronch_link_schedule(ngx_http_tronch_link_t *link);
+
+
+/* hiredis event hooks */
+
+static void
+ngx_http_tronch_ev_add_read(void *privdata)
+{
+    ngx_http_tronch_link_t  *link = privdata;
+
+    if (link->conn && !link->conn->read->active) {
+        if (ngx_add_event(link->conn->read, NGX_READ_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ERR, ngx_http_tronch_redis_log, 0,
+                          "tronch: redis %s: cannot add read event", link->name);
+        }
+    }
+}
+
+
+static void
+ngx_http_tronch_ev_del_read(void *privdata)
+{
+    ngx_http_tronch_link_t  *link = privdata;
+
+    if (link->conn && link->conn->read->active) {
+        (void) ngx_del_event(link->conn->read, NGX_READ_EVENT, 0);
+    }
+}
+
+
+static void
+ngx_http_tronch_ev_add_write(void *privdata)
+{
+    ngx_http_tronch_link_t  *link = privdata;
+
+    if (link->conn && !link->conn->write->active) {
+        if (ngx_add_event(link->conn->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ERR, ngx_http_tronch_redis_log, 0,
+                          "tronch: redis %s: cannot add write event", link->name);
+        }
+    }
+}
+
+
+static void
+ngx_http_tronch_ev_del_write(void *privdata)
+{
+    ngx_http_tronch_link_t  *link = privdata;
+
+    if (link->conn && link->conn->write->active) {
+        (void) ngx_del_event(link->conn->write, NGX_WRITE_EVENT, 0);
+    }
+}
+
+
+/* hiredis is about to close its fd and free the context: give the connection back. */
+static void
+ngx_http_tronch_ev_cleanup(void *privdata)
+{
+    ngx_http_tronch_link_t  *link = privdata;
+    ngx_connection_t        *c;
+
+    c = link->conn;
+    if (c == NULL) {
+        return;
+    }
+
+    link->conn = NULL;
+
+    if (c->read->active) {
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
+    }
+
+    if (c->write->active) {
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+    }
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    ngx_free_connection(c);
+    c->fd = (ngx_socket_t) -1;   /* hiredis closes it; nginx must not see it as open */
+}
+
+
+static void
+ngx_http_tronch_read_handler(ngx_event_t *ev)
+{
+    ngx_connection_t        *c = ev->data;
+    ngx_http_tronch_link_t  *link = c->data;
+
+    if (link->ac) {
+        redisAsyncHandleRead(link->ac);
+    }
+}
+
+
+static void
+ngx_http_tronch_write_handler(ngx_event_t *ev)
+{
+    ngx_connection_t        *c = ev->data;
+    ngx_http_tronch_link_t  *link = c->data;
+
+    if (link->ac) {
+        redisAsyncHandleWrite(link->ac);
+    }
+}
+
+
+/* pending lookups */
+
+static ngx_http_tronch_pending_t *
+ngx_http_tronch_pending_get(void)
+{
+    ngx_queue_t                *q;
+    ngx_http_tronch_pending_t  *p;
+
+    if (!ngx_queue_empty(&ngx_http_tronch_free_pending)) {
+        q = ngx_queue_head(&ngx_http_tronch_free_pending);
+        ngx_queue_remove(q);
+        p = ngx_queue_data(q, ngx_http_tronch_pending_t, queue);
+
+    } else {
+        p = ngx_alloc(sizeof(ngx_http_tronch_pending_t), ngx_http_tronch_redis_log);
+        if (p == NULL) {
+            return NULL;
+        }
+    }
+
+    ngx_memzero(p, sizeof(ngx_http_tronch_pending_t));
+    return p;
+}
+
+
+static void
+ngx_http_tronch_pending_put(ngx_http_tronch_pending_t *p)
+{
+    ngx_queue_insert_head(&ngx_http_tronch_free_pending, &p->queue);
+}
+
+
+static void
+ngx_http_tronch_count_latency(ngx_msec_t started)
+{
+    ngx_http_tronch_stats_t  *st;
+    ngx_msec_t                ms;
+    ngx_uint_t                i;
+
+    st = ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone);
+    ms = ngx_current_msec - started;
+
+    (void) ngx_atomic_fetch_add(&st->redis_latency_ms_sum, ms);
+
+    for (i = 0; i < NGX_HTTP_TRONCH_LATENCY_BUCKETS - 1; i++) {
+        if (ms <= ngx_http_tronch_latency_bounds[i]) {
+            break;
+        }
+    }
+
+    (void) ngx_atomic_fetch_add(&st->redis_latency_buckets[i], 1);
+}
+
+
+/* Reply to GET tronch:key:{hash}: decode it now, deliver after the EXISTS reply. */
+static void
+ngx_http_tronch_get_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply                 *reply = r;
+    ngx_http_tronch_pending_t  *p = privdata;
+    char                        err[128];
+
+    (void) ac;
+
+    p->got_get = 1;
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        p->failed = 1;
+        if (reply) {
+            ngx_log_error(NGX_LOG_ERR, ngx_http_tronch_redis_log, 0,
+                          "tronch: redis GET failed: %s", reply->str);
+        }
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_NIL) {
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_STRING
+        || tronch_bridge_decode_record(reply->str, reply->len, &p->record, err, sizeof(err)) != 0)
+    {
+        if (reply->type != REDIS_REPLY_STRING) {
+            ngx_cpystrn((u_char *) err, (u_char *) "not a string", sizeof(err));
+        }
+        ngx_log_error(NGX_LOG_ERR, ngx_http_tronch_redis_log, 0,
+                      "tronch: undecodable key record in redis: %s", err);
+        p->failed = 1;
+        return;
+    }
+
+    p->have_record = 1;
+}
+
+
+/* Reply to EXISTS tronch:mirror:epoch: the lookup is complete. */
+static void
+ngx_http_tronch_exists_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply                   *reply = r;
+    ngx_http_tronch_pending_t    *p = privdata;
+    ngx_http_tronch_lookup_rc_e   rc;
+    ngx_uint_t                    complete;
+    ngx_http_tronch_stats_t      *st;
+
+    (void) ac;
+
+    if (ngx_http_tronch_cmd_link.inflight) {
+        ngx_http_tronch_cmd_link.inflight--;
+    }
+
+    st = ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone);
+
+    complete = (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0);
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR || p->failed || !p->got_get) {
+        rc = NGX_HTTP_TRONCH_LOOKUP_FAILED;
+        (void) ngx_atomic_fetch_add(&st->redis_errors, 1);
+
+    } else {
+        rc = p->have_record ? NGX_HTTP_TRONCH_LOOKUP_FOUND : NGX_HTTP_TRONCH_LOOKUP_ABSENT;
+        ngx_http_tronch_count_latency(p->started);
+    }
+
+    /* on exit (a fast shutdown may leave requests suspended) nothing is resumed */
+    if (p->done && !ngx_http_tronch_redis_exiting) {
+        p->done(p->data, rc, complete, p->have_record ? &p->record : NULL);
+    }
+
+    ngx_http_tronch_pending_put(p);
+}
+
+
+ngx_http_tronch_pending_t *
+ngx_http_tronch_redis_lookup(const char *hex, ngx_http_tronch_lookup_done_pt done, void *data,
+    ngx_log_t *log)
+{
+    ngx_http_tronch_link_t     *link = &ngx_http_tronch_cmd_link;
+    ngx_http_tronch_pending_t  *p;
+    char                        name[TRONCH_REDIS_KEY_MAX];
+    size_t                      len;
+
+    if (link->ac == NULL || link->state == NGX_HTTP_TRONCH_LINK_DOWN) {
+        return NULL;
+    }
+
+    len = tronch_bridge_redis_key(hex, name, sizeof(name));
+    if (len == 0) {
+        return NULL;
+    }
+
+    p = ngx_http_tronch_pending_get();
+    if (p == NULL) {
+        return NULL;
+    }
+
+    p->done = done;
+    p->data = data;
+    p->started = ngx_current_msec;
+
+    if (redisAsyncCommand(link->ac, ngx_http_tronch_get_reply, p, "GET %b", name, len) != REDIS_OK) {
+        ngx_http_tronch_pending_put(p);
+        return NULL;
+    }
+
+    /* Once GET is queued, EXISTS must be too: hiredis answers both or flushes both. */
+    if (redisAsyncCommand(link->ac, ngx_http_tronch_exists_reply, p, "EXISTS %s",
+                          tronch_bridge_mirror_epoch_key()) != REDIS_OK)
+    {
+        /* the GET callback will run (with NULL at worst); nobody completes it: leak one slot
+         * rather than risk a double free */
+        p->done = NULL;
+        ngx_log_error(NGX_LOG_ERR, log, 0, "tronch: redis: cannot queue EXISTS");
+        return NULL;
+    }
+
+    link->inflight++;
+    (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone)->redis_lookups, 1);
+
+    return p;
+}
+
+
+static void
+ngx_http_tronch_link_reset(ngx_http_tronch_link_t *link)
+{
+    redisAsyncContext  *ac;
+
+    ac = link->ac;
+    if (ac == NULL) {
+        return;
+    }
+
+    link->ac = NULL;
+    link->state = NGX_HTTP_TRONCH_LINK_DOWN;
+    link->inflight = 0;
+
+    if (link->timer.timer_set) {
+        ngx_del_timer(&link->timer);
+    }
+
+    /* flushes pending callbacks with NULL replies, then cleanup (our hook), then close */
+    redisAsyncFree(ac);
+
+    ngx_http_tronch_link_schedule(link);
+}
+
+
+void
+ngx_http_tronch_redis_cancel(ngx_http_tronch_pending_t *p, ngx_uint_t timed_out)
+{
+    if (ngx_http_tronch_redis_exiting) {
+        return;   /* the slots are gone with the worker's Redis state */
+    }
+
+    p->done = NULL;
+    p->data = NULL;
+
+    if (timed_out) {
+        (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone)->redis_timeouts, 1);
+
+        /* Redis is slow or gone: start afresh (with backoff) rather than queue behind it */
+        ngx_log_error(NGX_LOG_WARN, ngx_http_tronch_redis_log, 0,
+                      "tronch: redis lookup timed out, reconnecting to %V",
+                      &ngx_http_tronch_redis_mcf->redis_addr);
+        ngx_http_tronch_link_reset(&ngx_http_tronch_cmd_link);
+    }
+}
+
+
+/* the subscriber */
+
+static void
+ngx_http_tronch_event_message(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply               *reply = r;
+    redisReply               *kind, *payload;
+    ngx_http_tronch_stats_t  *st;
+    int                       type;
+    uint8_t                   digest[TRONCH_DIGEST_LEN];
+
+    (void) ac;
+    (void) privdata;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+        return;
+    }
+
+    kind = reply->element[0];
+    payload = reply->element[2];
+
+    if (kind->type != REDIS_REPLY_STRING) {
+        return;
+    }
+
+    if (kind->len == 9 && ngx_strncmp(kind->str, "subscribe", 9) == 0) {
+        ngx_log_error(NGX_LOG_INFO, ngx_http_tronch_redis_log, 0,
+                      "tronch: subscribed to %s", tronch_bridge_events_channel());
+
+        if (ngx_http_tronch_sub_link.was_up) {
+            /* events published while we were away are lost: revalidate the cache */
+            ngx_http_tronch_cache_revalidate_all(ngx_http_tronch_redis_mcf->shm_zone);
+        }
+
+        ngx_http_tronch_sub_link.was_up = 1;
+        return;
+    }
+
+    if (kind->len != 7 || ngx_strncmp(kind->str, "message", 7) != 0
+        || payload->type != REDIS_REPLY_STRING)
+    {
+        return;
+    }
+
+    st = ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone);
+
+    if (tronch_bridge_parse_event(payload->str, payload->len, &type, digest) != 0) {
+        (void) ngx_atomic_fetch_add(&st->events_invalid, 1);
+        ngx_log_error(NGX_LOG_WARN, ngx_http_tronch_redis_log, 0,
+                      "tronch: ignored an invalid event on %s", tronch_bridge_events_channel());
+        return;
+    }
+
+    if (type == TRONCH_EVENT_KEY_CHANGED) {
+        ngx_http_tronch_cache_drop(ngx_http_tronch_redis_mcf->shm_zone, digest);
+
+    } else {
+        ngx_http_tronch_cache_drop_negative(ngx_http_tronch_redis_mcf->shm_zone);
+    }
+
+    (void) ngx_atomic_fetch_add(&st->events_applied, 1);
+}
+
+
+/* connection management */
+
+static void
+ngx_http_tronch_on_connect(const redisAsyncContext *ac, int status)
+{
+    ngx_http_tronch_link_t  *link = ac->data;
+
+    if (link->timer.timer_set) {
+        ngx_del_timer(&link->timer);
+    }
+
+    if (status != REDIS_OK) {
+        ngx_log_error(ngx_http_tronch_link_level(link), ngx_http_tronch_redis_log, 0,
+                      "tronch: redis %s: cannot connect to %V: %s", link->name,
+                      &ngx_http_tronch_redis_mcf->redis_addr, ac->errstr);
+        /* hiredis frees the context after this callback */
+        link->ac = NULL;
+        link->state = NGX_HTTP_TRONCH_LINK_DOWN;
+        ngx_http_tronch_link_schedule(link);
+        return;
+    }
+
+    link->state = NGX_HTTP_TRONCH_LINK_UP;
+    link->backoff = NGX_HTTP_TRONCH_BACKOFF_MIN;
+    link->failures = 0;
+    (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone)->redis_connects, 1);
+
+    ngx_log_error(NGX_LOG_INFO, ngx_http_tronch_redis_log, 0,
+                  "tronch: redis %s: connected to %V", link->name,
+                  &ngx_http_tronch_redis_mcf->redis_addr);
+}
+
+
+static void
+ngx_http_tronch_on_disconnect(const redisAsyncContext *ac, int status)
+{
+    ngx_http_tronch_link_t  *link = ac->data;
+
+    if (link->ac != ac) {
+        return;   /* we freed it ourselves and already know */
+    }
+
+    if (status != REDIS_OK) {
+        ngx_log_error(NGX_LOG_WARN, ngx_http_tronch_redis_log, 0,
+                      "tronch: redis %s: lost connection to %V: %s", link->name,
+                      &ngx_http_tronch_redis_mcf->redis_addr, ac->errstr);
+    }
+
+    link->ac = NULL;
+    link->state = NGX_HTTP_TRONCH_LINK_DOWN;
+    link->inflight = 0;
+    ngx_http_tronch_link_schedule(link);
+}
+
+
+static void
+ngx_http_tronch_link_timer(ngx_event_t *ev)
+{
+    ngx_http_tronch_link_t  *link = ev->data == NULL ? NULL
+                              : ((ngx_connection_t *) ev->data)->data;
+
+    if (link == NULL || ngx_http_tronch_redis_exiting || ngx_exiting || ngx_quit) {
+        return;
+    }
+
+    if (link->state == NGX_HTTP_TRONCH_LINK_CONNECTING) {
+        ngx_log_error(ngx_http_tronch_link_level(link), ngx_http_tronch_redis_log, 0,
+                      "tronch: redis %s: connect to %V timed out", link->name,
+                      &ngx_http_tronch_redis_mcf->redis_addr);
+        ngx_http_tronch_link_reset(link);
+        return;
+    }
+
+    if (link->state == NGX_HTTP_TRONCH_LINK_DOWN) {
+        ngx_http_tronch_link_connect(link);
+    }
+}
+
+
+static void
+ngx_http_tronch_link_schedule(ngx_http_tronch_link_t *link)
+{
+    if (ngx_http_tronch_redis_exiting || ngx_exiting || ngx_quit) {
+        return;
+    }
+
+    if (link->timer.timer_set) {
+        ngx_del_timer(&link->timer);
+    }
+
+    ngx_add_timer(&link->timer, link->backoff);
+
+    link->backoff *= 2;
+    if (link->backoff > NGX_HTTP_TRONCH_BACKOFF_MAX) {
+        link->backoff = NGX_HTTP_TRONCH_BACKOFF_MAX;
+    }
+}
+
+
+static void
+ngx_http_tronch_link_connect(ngx_http_tronch_link_t *link)
+{
+    ngx_http_tronch_main_conf_t  *mcf = ngx_http_tronch_redis_mcf;
+    redisAsyncContext            *ac;
+    ngx_connection_t             *c;
+
+    if (mcf->redis_port) {
+        ac = redisAsyncConnect((const char *) mcf->redis_host.data, (int) mcf->redis_port);
+    } else {
+        ac = redisAsyncConnectUnix((const char *) mcf->redis_host.data);
+    }
+
+    if (ac == NULL) {
+        ngx_log_error(NGX_LOG_ERR, ngx_http_tronch_redis_log, 0,
+                      "tronch: redis %s: out of memory", link->name);
+        ngx_http_tronch_link_schedule(link);
+        return;
+    }
+
+    if (ac->err) {
+        ngx_log_error(ngx_http_tronch_link_level(link), ngx_http_tronch_redis_log, 0,
+                      "tronch: redis %s: cannot connect to %V: %s", link->name,
+                      &mcf->redis_addr, ac->errstr);
+        redisAsyncFree(ac);
+        ngx_http_tronch_link_schedule(link);
+        return;
+    }
+
+    c = ngx_get_connection(ac->c.fd, ngx_http_tronch_redis_log);
+    if (c == NULL) {
+        redisAsyncFree(ac);
+        ngx_http_tronch_link_schedule(link);
+        return;
+    }
+
+    c->data = link;
+    c->log = ngx_http_tronch_redis_log;
+    c->read->log = ngx_http_tronch_redis_log;
+    c->write->log = ngx_http_tronch_redis_log;
+    c->read->handler = ngx_http_tronch_read_handler;
+    c->write->handler = ngx_http_tronch_write_handler;
+
+    link->conn = c;
+    link->ac = ac;
+    link->state = NGX_HTTP_TRONCH_LINK_CONNECTING;
+    link->inflight = 0;
+
+    ac->data = link;
+    ac->ev.data = link;
+    ac->ev.addRead = ngx_http_tronch_ev_add_read;
+    ac->ev.delRead = ngx_http_tronch_ev_del_read;
+    ac->ev.addWrite = ngx_http_tronch_ev_add_write;
+    ac->ev.delWrite = ngx_http_tronch_ev_del_write;
+    ac->ev.cleanup = ngx_http_tronch_ev_cleanup;
+
+    redisAsyncSetDisconnectCallback(ac, ngx_http_tronch_on_disconnect);
+    redisAsyncSetConnectCallback(ac, ngx_http_tronch_on_connect);   /* adds the write event */
+
+    if (link->subscriber) {
+        if (redisAsyncCommand(ac, ngx_http_tronch_event_message, NULL, "SUBSCRIBE %s",
+                              tronch_bridge_events_channel()) != REDIS_OK)
+        {
+            ngx_http_tronch_link_reset(link);
+            return;
+        }
+    }
+
+    /* connect timeout */
+    if (link->timer.timer_set) {
+        ngx_del_timer(&link->timer);
+    }
+    ngx_add_timer(&link->timer, mcf->redis_timeout > 1000 ? mcf->redis_timeout : 1000);
+}
+
+
+static void
+ngx_http_tronch_link_init(ngx_http_tronch_link_t *link, const char *name, ngx_uint_t subscriber)
+{
+    ngx_memzero(link, sizeof(ngx_http_tronch_link_t));
+
+    link->name = name;
+    link->subscriber = subscriber;
+    link->backoff = NGX_HTTP_TRONCH_BACKOFF_MIN;
+    link->dummy.fd = (ngx_socket_t) -1;
+    link->dummy.data = link;
+    link->dummy.log = ngx_http_tronch_redis_log;
+    link->timer.data = &link->dummy;
+    link->timer.handler = ngx_http_tronch_link_timer;
+    link->timer.log = ngx_http_tronch_redis_log;
+    link->timer.cancelable = 1;
+}
+
+
+ngx_int_t
+ngx_http_tronch_redis_init_process(ngx_cycle_t *cycle, ngx_http_tronch_main_conf_t *mcf)
+{
+    ngx_http_tronch_redis_mcf = mcf;
+    ngx_http_tronch_redis_log = cycle->log;
+    ngx_http_tronch_redis_exiting = 0;
+    ngx_queue_init(&ngx_http_tronch_free_pending);
+
+    ngx_http_tronch_link_init(&ngx_http_tronch_cmd_link, "lookup", 0);
+    ngx_http_tronch_link_init(&ngx_http_tronch_sub_link, "events", 1);
+
+    ngx_http_tronch_link_connect(&ngx_http_tronch_cmd_link);
+    ngx_http_tronch_link_connect(&ngx_http_tronch_sub_link);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_tronch_redis_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_queue_t                *q;
+    ngx_http_tronch_link_t     *links[2];
+    ngx_uint_t                  i;
+    redisAsyncContext          *ac;
+
+    (void) cycle;
+
+    if (ngx_http_tronch_redis_mcf == NULL) {
+        return;
+    }
+
+    ngx_http_tronch_redis_exiting = 1;
+
+    links[0] = &ngx_http_tronch_cmd_link;
+    links[1] = &ngx_http_tronch_sub_link;
+
+    for (i = 0; i < 2; i++) {
+        if (links[i]->timer.timer_set) {
+            ngx_del_timer(&links[i]->timer);
+        }
+
+        ac = links[i]->ac;
+        links[i]->ac = NULL;
+        links[i]->state = NGX_HTTP_TRONCH_LINK_DOWN;
+
+        if (ac) {
+            redisAsyncFree(ac);
+        }
+    }
+
+    while (!ngx_queue_empty(&ngx_http_tronch_free_pending)) {
+        q = ngx_queue_head(&ngx_http_tronch_free_pending);
+        ngx_queue_remove(q);
+        ngx_free(ngx_queue_data(q, ngx_http_tronch_pending_t, queue));
+    }
+
+    ngx_http_tronch_redis_mcf = NULL;
+}

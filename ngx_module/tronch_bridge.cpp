@@ -1,0 +1,196 @@
+// The C++ side of tronch_bridge.h: thin wrappers over libtronch_core.
+// Every entry point is noexcept and catches everything: no exception reaches nginx.
+#include "tronch_bridge.h"
+
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "tronch/cidr.hpp"
+#include "tronch/errors.hpp"
+#include "tronch/key_format.hpp"
+#include "tronch/key_hash.hpp"
+#include "tronch/key_record.hpp"
+#include "tronch/redis_keys.hpp"
+
+static_assert(sizeof(tronch_cidr_t) == sizeof(tronch::Cidr), "tronch_cidr_t mirrors tronch::Cidr");
+static_assert(TRONCH_KEY_LEN == tronch::kKeyLength);
+static_assert(TRONCH_HEX_LEN == tronch::kSha256HexLength);
+static_assert(TRONCH_MAX_CIDRS == tronch::kMaxCidrs);
+static_assert(TRONCH_PREFIX_MAX > tronch::kDisplayPrefixLength);
+static_assert(TRONCH_RESULT_COUNT == static_cast<int>(tronch::AuthResult::count_));
+static_assert(TRONCH_STATUS_REVOKED == static_cast<int>(tronch::KeyStatus::revoked));
+static_assert(TRONCH_ENV_TEST == static_cast<int>(tronch::Environment::test));
+
+namespace {
+
+void copy_text(std::string_view from, char* to, std::size_t capacity) noexcept {
+    std::size_t n = from.size() < capacity - 1 ? from.size() : capacity - 1;
+    std::memcpy(to, from.data(), n);
+    to[n] = '\0';
+}
+
+int hex_value(char c) noexcept {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+bool valid_result(int result) noexcept { return result >= 0 && result < TRONCH_RESULT_COUNT; }
+
+}  // namespace
+
+extern "C" {
+
+int tronch_bridge_parse_key(const char* key, std::size_t len, int* env, uint8_t digest[TRONCH_DIGEST_LEN],
+                            char hex[TRONCH_HEX_LEN]) noexcept {
+    try {
+        std::string_view text(key, len);
+        tronch::ParsedKey parsed = tronch::parse_key(text);
+        if (!parsed.ok()) return -1;
+        tronch::Sha256Digest d;
+        if (!tronch::sha256(text, d)) return -2;
+        std::memcpy(digest, d.data(), d.size());
+        tronch::hex_encode(d.data(), d.size(), hex);
+        *env = static_cast<int>(parsed.environment);
+        return 0;
+    } catch (...) {
+        return -2;
+    }
+}
+
+int tronch_bridge_decode_record(const char* json, std::size_t len, tronch_record_t* out, char* err,
+                                std::size_t err_len) noexcept {
+    try {
+        tronch::KeyRecord record;
+        tronch::DecodeResult result = tronch::decode_key_record(std::string_view(json, len), record);
+        if (!result.ok) {
+            if (err && err_len) copy_text(result.error, err, err_len);
+            return -1;
+        }
+        if (record.id.size() >= TRONCH_ID_MAX || record.prefix.size() >= TRONCH_PREFIX_MAX ||
+            record.allowed_cidrs.size() > TRONCH_MAX_CIDRS) {
+            if (err && err_len) copy_text("record field too long for the gateway", err, err_len);
+            return -1;
+        }
+        std::memset(out, 0, sizeof(*out));
+        copy_text(record.id, out->id, sizeof(out->id));
+        copy_text(record.prefix, out->prefix, sizeof(out->prefix));
+        out->env = static_cast<uint8_t>(record.environment);
+        out->status = static_cast<uint8_t>(record.status);
+        if (record.expires_at) {
+            out->has_expires = 1;
+            out->expires_at = *record.expires_at;
+        }
+        if (record.limit) {
+            out->has_limit = 1;
+            out->limit_rate = record.limit->rate;
+            out->limit_period = record.limit->period_seconds;
+            out->limit_burst = record.limit->burst;
+        }
+        out->ncidrs = static_cast<uint8_t>(record.allowed_cidrs.size());
+        for (std::size_t i = 0; i < record.allowed_cidrs.size(); ++i) {
+            const tronch::Cidr& c = record.allowed_cidrs[i];
+            out->cidrs[i].family = c.family;
+            out->cidrs[i].prefix_length = c.prefix_length;
+            std::memcpy(out->cidrs[i].address, c.address, sizeof(c.address));
+        }
+        return 0;
+    } catch (...) {
+        if (err && err_len) copy_text("internal error decoding the record", err, err_len);
+        return -1;
+    }
+}
+
+int tronch_bridge_parse_event(const char* json, std::size_t len, int* type,
+                              uint8_t digest[TRONCH_DIGEST_LEN]) noexcept {
+    try {
+        tronch::redis_keys::Event event;
+        if (!tronch::redis_keys::parse_event(std::string_view(json, len), event)) return -1;
+        if (event.type == tronch::redis_keys::EventType::mirror_rebuilt) {
+            *type = TRONCH_EVENT_MIRROR_REBUILT;
+            return 0;
+        }
+        if (event.key_hash.size() != TRONCH_HEX_LEN) return -1;
+        for (std::size_t i = 0; i < TRONCH_DIGEST_LEN; ++i) {
+            int hi = hex_value(event.key_hash[2 * i]);
+            int lo = hex_value(event.key_hash[2 * i + 1]);
+            if (hi < 0 || lo < 0) return -1;
+            digest[i] = static_cast<uint8_t>(hi << 4 | lo);
+        }
+        *type = TRONCH_EVENT_KEY_CHANGED;
+        return 0;
+    } catch (...) {
+        return -1;
+    }
+}
+
+int tronch_bridge_cidr_match(const tronch_cidr_t* cidr, int family, const uint8_t* address) noexcept {
+    try {
+        tronch::Cidr c;
+        c.family = cidr->family;
+        c.prefix_length = cidr->prefix_length;
+        std::memcpy(c.address, cidr->address, sizeof(c.address));
+        return c.contains(family, address) ? 1 : 0;
+    } catch (...) {
+        return 0;
+    }
+}
+
+std::size_t tronch_bridge_redis_key(const char hex[TRONCH_HEX_LEN], char* out, std::size_t out_len) noexcept {
+    try {
+        std::string name = tronch::redis_keys::key_record(std::string_view(hex, TRONCH_HEX_LEN));
+        if (name.size() + 1 > out_len) return 0;
+        std::memcpy(out, name.data(), name.size());
+        out[name.size()] = '\0';
+        return name.size();
+    } catch (...) {
+        return 0;
+    }
+}
+
+const char* tronch_bridge_mirror_epoch_key(void) noexcept {
+    static const std::string name(tronch::redis_keys::kMirrorEpoch);
+    return name.c_str();
+}
+
+const char* tronch_bridge_events_channel(void) noexcept {
+    static const std::string name(tronch::redis_keys::kEventsChannel);
+    return name.c_str();
+}
+
+const char* tronch_bridge_result_code(int result, std::size_t* len) noexcept {
+    if (!valid_result(result)) result = TRONCH_RESULT_AUTH_UNAVAILABLE;
+    const tronch::AuthResultInfo& info = tronch::describe(static_cast<tronch::AuthResult>(result));
+    *len = info.code.size();
+    return info.code.data();
+}
+
+int tronch_bridge_result_status(int result) noexcept {
+    if (!valid_result(result)) return 500;
+    return tronch::describe(static_cast<tronch::AuthResult>(result)).http_status;
+}
+
+std::size_t tronch_bridge_problem_body(int result, char* out, std::size_t out_len) noexcept {
+    try {
+        if (!valid_result(result)) return 0;
+        const tronch::AuthResultInfo& info = tronch::describe(static_cast<tronch::AuthResult>(result));
+        nlohmann::json body = {
+            {"type", "https://tronch.dev/problems/" + std::string(info.code)},
+            {"title", std::string(info.title)},
+            {"status", info.http_status},
+            {"detail", std::string(info.detail)},
+            {"code", std::string(info.code)},
+        };
+        std::string text = body.dump() + "\n";
+        if (text.size() > out_len) return 0;
+        std::memcpy(out, text.data(), text.size());
+        return text.size();
+    } catch (...) {
+        return 0;
+    }
+}
+
+}  // extern "C"

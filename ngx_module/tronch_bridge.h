@@ -1,0 +1,121 @@
+/*
+ * The one narrow door between the nginx module (C) and libtronch_core (C++).
+ *
+ * Plain C types only; every function is noexcept on the C++ side and catches everything,
+ * so no exception ever crosses into nginx. Nothing here allocates on the caller's behalf:
+ * results go into caller buffers or plain structs that may live in shared memory as they are.
+ */
+#ifndef TRONCH_BRIDGE_H
+#define TRONCH_BRIDGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+#define TRONCH_NOEXCEPT noexcept
+extern "C" {
+#else
+#define TRONCH_NOEXCEPT
+#endif
+
+#define TRONCH_DIGEST_LEN      32
+#define TRONCH_HEX_LEN         64
+#define TRONCH_KEY_LEN         64   /* tronch_sk_<env>_ + 43 body + 6 checksum */
+#define TRONCH_ID_MAX          40   /* a UUID is 36 characters */
+#define TRONCH_PREFIX_MAX      32   /* display prefix: 23 characters */
+#define TRONCH_MAX_CIDRS       16
+#define TRONCH_REDIS_KEY_MAX   96
+
+/* Key environments (the key prefix and the record). */
+#define TRONCH_ENV_LIVE  0
+#define TRONCH_ENV_TEST  1
+
+/* Record statuses, as tronch::KeyStatus. */
+#define TRONCH_STATUS_ACTIVE    0
+#define TRONCH_STATUS_ROTATING  1
+#define TRONCH_STATUS_REVOKED   2
+#define TRONCH_STATUS_EXPIRED   3
+
+/* Results, in the order of tronch::AuthResult (the refusal table). */
+typedef enum {
+    TRONCH_RESULT_OK = 0,
+    TRONCH_RESULT_MISSING_KEY,
+    TRONCH_RESULT_MALFORMED_KEY,
+    TRONCH_RESULT_UNKNOWN_KEY,
+    TRONCH_RESULT_REVOKED_KEY,
+    TRONCH_RESULT_EXPIRED_KEY,
+    TRONCH_RESULT_WRONG_ENVIRONMENT,
+    TRONCH_RESULT_ADDRESS_NOT_ALLOWED,
+    TRONCH_RESULT_HTTPS_REQUIRED,
+    TRONCH_RESULT_AUTH_UNAVAILABLE,
+    TRONCH_RESULT_RATE_LIMITED,
+    TRONCH_RESULT_COUNT
+} tronch_result_e;
+
+/* Same layout as tronch::Cidr: plain data. */
+typedef struct {
+    uint8_t  family;         /* 4 or 6 */
+    uint8_t  prefix_length;
+    uint8_t  address[16];
+} tronch_cidr_t;
+
+/* A decoded key record, fixed size, fit for shared memory. */
+typedef struct {
+    char           id[TRONCH_ID_MAX];          /* NUL terminated */
+    char           prefix[TRONCH_PREFIX_MAX];  /* NUL terminated */
+    uint8_t        env;                        /* TRONCH_ENV_* */
+    uint8_t        status;                     /* TRONCH_STATUS_* */
+    uint8_t        has_expires;
+    uint8_t        has_limit;
+    uint8_t        ncidrs;
+    int64_t        expires_at;                 /* unix seconds */
+    int64_t        limit_rate;
+    int64_t        limit_period;               /* seconds */
+    int64_t        limit_burst;
+    tronch_cidr_t  cidrs[TRONCH_MAX_CIDRS];
+} tronch_record_t;
+
+/* Events on the control plane's channel. */
+#define TRONCH_EVENT_KEY_CHANGED     0
+#define TRONCH_EVENT_MIRROR_REBUILT  1
+
+/*
+ * Format and checksum check (no I/O), then SHA-256 of the whole key.
+ * Returns 0 and fills env, digest (32 bytes) and hex (64 characters, not terminated);
+ * -1 for a malformed key; -2 if hashing failed.
+ */
+int tronch_bridge_parse_key(const char *key, size_t len, int *env,
+    uint8_t digest[TRONCH_DIGEST_LEN], char hex[TRONCH_HEX_LEN]) TRONCH_NOEXCEPT;
+
+/* Decodes a record JSON strictly. Returns 0 on success, -1 (and a message in err) if not. */
+int tronch_bridge_decode_record(const char *json, size_t len, tronch_record_t *out,
+    char *err, size_t err_len) TRONCH_NOEXCEPT;
+
+/*
+ * Parses an event. Returns 0 and the type (and, for key.changed, the digest of key_hash);
+ * -1 if the text is not a valid event.
+ */
+int tronch_bridge_parse_event(const char *json, size_t len, int *type,
+    uint8_t digest[TRONCH_DIGEST_LEN]) TRONCH_NOEXCEPT;
+
+/* family: 4 or 6; address: 4 or 16 bytes, network order. 1 if inside, 0 if not. */
+int tronch_bridge_cidr_match(const tronch_cidr_t *cidr, int family, const uint8_t *address) TRONCH_NOEXCEPT;
+
+/* The Redis name of a key record into out (NUL terminated); returns its length or 0. */
+size_t tronch_bridge_redis_key(const char hex[TRONCH_HEX_LEN], char *out, size_t out_len) TRONCH_NOEXCEPT;
+
+/* Fixed names (NUL terminated, static storage). */
+const char *tronch_bridge_mirror_epoch_key(void) TRONCH_NOEXCEPT;
+const char *tronch_bridge_events_channel(void) TRONCH_NOEXCEPT;
+
+/* The refusal table: stable code (static storage, not terminated), HTTP status, body. */
+const char *tronch_bridge_result_code(int result, size_t *len) TRONCH_NOEXCEPT;
+int tronch_bridge_result_status(int result) TRONCH_NOEXCEPT;
+/* The application/problem+json body; returns its length, or 0 if out is too small. */
+size_t tronch_bridge_problem_body(int result, char *out, size_t out_len) TRONCH_NOEXCEPT;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TRONCH_BRIDGE_H */

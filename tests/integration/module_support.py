@@ -1,0 +1,138 @@
+"""Helpers for the module's black-box tests: keys and records made by the core library
+(tronch_testkit), Redis writes through python3-redis, and an nginx config with an upstream
+that echoes what it received."""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+
+import tronch_harness as h
+
+TESTKIT = h.BUILD_DIR / "tests" / "tools" / "tronch_testkit"
+
+
+def testkit(*args: str) -> str:
+    r = subprocess.run([str(TESTKIT), *args], capture_output=True, text=True, check=True)
+    return r.stdout.strip()
+
+
+def new_key(env: str = "live") -> tuple[str, str]:
+    """(key, sha256 hex)"""
+    key, digest = testkit("key", env).split()
+    return key, digest
+
+
+EPOCH_KEY, EVENTS_CHANNEL = testkit("names").split()
+
+
+class Keys:
+    """Writes key records into Redis the way tronchd mirrors them."""
+
+    def __init__(self, client):
+        self.r = client
+
+    def mark_mirror_complete(self) -> None:
+        self.r.set(EPOCH_KEY, str(int(time.time())))
+
+    def put(self, key: str, digest: str, *, status: str = "active", env: str | None = None,
+            expires_at: int | None = None, cidrs: tuple[str, ...] = (), key_id: str | None = None) -> str:
+        key_id = key_id or str(uuid.uuid4())
+        args = ["record", "--id", key_id, "--key", key, "--status", status]
+        if env:
+            args += ["--env", env]
+        if expires_at is not None:
+            args += ["--expires-at", str(expires_at)]
+        for c in cidrs:
+            args += ["--cidr", c]
+        self.r.set(testkit("redis-key", digest), testkit(*args))
+        return key_id
+
+    def make(self, env: str = "live", **kw) -> tuple[str, str, str]:
+        """A new key stored in Redis: (key, digest, id)."""
+        key, digest = new_key(env)
+        key_id = self.put(key, digest, **kw)
+        return key, digest, key_id
+
+    def changed(self, digest: str, key_id: str) -> int:
+        return self.r.publish(EVENTS_CHANNEL, testkit("event", digest, key_id))
+
+    def rebuilt(self) -> int:
+        return self.r.publish(EVENTS_CHANNEL, testkit("event", "--rebuilt"))
+
+
+def command_calls(client) -> dict[str, int]:
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): v["calls"] for name, v in stats.items()}
+
+
+ECHO = ('{"authorization":"$http_authorization","x_api_key":"$http_x_api_key",'
+        '"key_id":"$http_x_tronch_key_id","env":"$http_x_tronch_key_env",'
+        '"prefix":"$http_x_tronch_key_prefix","result":"$http_x_tronch_result",'
+        '"spoof":"$http_x_tronch_spoof","args":"$args"}')
+
+PROTECT = """
+            proxy_set_header X-Tronch-Key-Id $tronch_key_id;
+            proxy_set_header X-Tronch-Key-Env $tronch_key_env;
+            proxy_set_header X-Tronch-Key-Prefix $tronch_key_prefix;
+            proxy_set_header X-Tronch-Result $tronch_result;
+            add_header X-Worker-Pid $pid always;
+            add_header X-Tronch-Result $tronch_result always;
+            proxy_pass http://127.0.0.1:UPSTREAM;
+"""
+
+
+def http_block(redis_addr: str, *, extra_http: str = "", locations: str = "", server_extra: str = "",
+               upstream_port: int | None = None, listen_opts: str = "") -> str:
+    """A server on {port} whose / is protected by tronch and proxies to an echoing upstream.
+    `locations` adds more locations (PROTECT is available as a snippet)."""
+    up = upstream_port or h.free_port()
+    block = """
+    tronch_zone tronch_test 1m;
+    tronch_redis REDIS;
+    tronch_redis_timeout 200ms;
+    log_format tronch '$remote_addr $status $tronch_result $tronch_key_id';
+    EXTRA_HTTP
+    server {
+        listen 127.0.0.1:UPSTREAM;
+        default_type application/json;
+        location / { return 200 'ECHO'; }
+    }
+    server {
+        listen 127.0.0.1:{port} LISTEN_OPTS;
+        access_log {prefix}/logs/tronch.log tronch;
+        SERVER_EXTRA
+        location / {
+            tronch on;
+            PROTECT
+        }
+        location = /tronch_status { tronch_status; }
+        LOCATIONS
+    }
+"""
+    return (block.replace("EXTRA_HTTP", extra_http).replace("SERVER_EXTRA", server_extra)
+            .replace("LOCATIONS", locations).replace("LISTEN_OPTS", listen_opts).replace("PROTECT", PROTECT).replace("ECHO", ECHO)
+            .replace("UPSTREAM", str(up)).replace("REDIS", redis_addr))
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def problem(resp) -> dict:
+    assert resp.headers["Content-Type"] == "application/problem+json", resp.headers
+    body = json.loads(resp.text)
+    assert body["status"] == resp.status_code
+    return body
+
+
+def status_metrics(ngx) -> dict[str, float]:
+    import requests
+    text = requests.get(ngx.url("/tronch_status"), timeout=5).text
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out

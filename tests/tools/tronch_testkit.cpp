@@ -1,0 +1,134 @@
+// tronch_testkit: keys, records, Redis names and events made by the core library itself, for
+// the black-box tests (which then SET/PUBLISH them with python3-redis).
+//
+//   tronch_testkit key live|test            -> "<key> <sha256hex>"
+//   tronch_testkit hash <key>               -> "<sha256hex>"
+//   tronch_testkit record --id <uuid> [--key <key> | --prefix <p>] [--env live|test]
+//                  [--status active|rotating|revoked|expired] [--expires-at <unix s>]
+//                  [--cidr <cidr>]... [--rate N --period S [--burst B]] [--scope S]...
+//                                           -> record JSON
+//   tronch_testkit redis-key <sha256hex>    -> "tronch:key:{...}"
+//   tronch_testkit event <sha256hex> <id>   -> key.changed event JSON
+//   tronch_testkit event --rebuilt          -> mirror.rebuilt event JSON
+//   tronch_testkit names                    -> "<mirror epoch key> <events channel>"
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tronch/cidr.hpp"
+#include "tronch/key_format.hpp"
+#include "tronch/key_hash.hpp"
+#include "tronch/key_record.hpp"
+#include "tronch/redis_keys.hpp"
+
+namespace {
+
+int usage() {
+    std::cerr << "usage: tronch_testkit key live|test | hash <key> | record [options] | "
+                 "redis-key <hash> | event <hash> <id> | event --rebuilt | names\n";
+    return 2;
+}
+
+int fail(const std::string& message) {
+    std::cerr << "tronch_testkit: " << message << "\n";
+    return 1;
+}
+
+int make_record(const std::vector<std::string_view>& args) {
+    tronch::KeyRecord record;
+    record.name = "testkit";
+    record.owner = "tests";
+    std::optional<tronch::RateLimit> limit;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        std::string_view opt = args[i];
+        if (i + 1 >= args.size()) return fail("missing value for " + std::string(opt));
+        std::string_view val = args[++i];
+        if (opt == "--id") {
+            record.id = std::string(val);
+        } else if (opt == "--key") {
+            record.prefix = std::string(tronch::display_prefix(val));
+            tronch::ParsedKey parsed = tronch::parse_key(val);
+            if (!parsed.ok()) return fail("malformed key");
+            record.environment = parsed.environment;
+        } else if (opt == "--prefix") {
+            record.prefix = std::string(val);
+        } else if (opt == "--env") {
+            if (!tronch::parse_environment(val, record.environment)) return fail("bad env");
+        } else if (opt == "--status") {
+            if (!tronch::parse_status(val, record.status)) return fail("bad status");
+        } else if (opt == "--expires-at") {
+            record.expires_at = std::stoll(std::string(val));
+        } else if (opt == "--cidr") {
+            tronch::Cidr cidr;
+            if (!tronch::Cidr::parse(val, cidr)) return fail("bad cidr");
+            record.allowed_cidrs.push_back(cidr);
+        } else if (opt == "--rate") {
+            if (!limit) limit.emplace();
+            limit->rate = std::stoll(std::string(val));
+        } else if (opt == "--period") {
+            if (!limit) limit.emplace();
+            limit->period_seconds = std::stoll(std::string(val));
+        } else if (opt == "--burst") {
+            if (!limit) limit.emplace();
+            limit->burst = std::stoll(std::string(val));
+        } else if (opt == "--scope") {
+            record.scopes.emplace_back(val);
+        } else if (opt == "--name") {
+            record.name = std::string(val);
+        } else {
+            return fail("unknown option " + std::string(opt));
+        }
+    }
+    record.limit = limit;
+    std::cout << tronch::encode_key_record(record) << "\n";
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+    std::vector<std::string_view> args(argv + 1, argv + argc);
+    if (args.empty()) return usage();
+    std::string_view cmd = args[0];
+    if (cmd == "key" && args.size() == 2) {
+        tronch::Environment env;
+        if (!tronch::parse_environment(args[1], env)) return fail("env must be live or test");
+        std::string key = tronch::generate_key(env);
+        std::cout << key << " " << tronch::key_hash_hex(key) << "\n";
+        return 0;
+    }
+    if (cmd == "hash" && args.size() == 2) {
+        std::cout << tronch::key_hash_hex(args[1]) << "\n";
+        return 0;
+    }
+    if (cmd == "record") {
+        return make_record(std::vector<std::string_view>(args.begin() + 1, args.end()));
+    }
+    if (cmd == "redis-key" && args.size() == 2) {
+        std::cout << tronch::redis_keys::key_record(args[1]) << "\n";
+        return 0;
+    }
+    if (cmd == "event" && args.size() == 2 && args[1] == "--rebuilt") {
+        tronch::redis_keys::Event event;
+        event.type = tronch::redis_keys::EventType::mirror_rebuilt;
+        std::cout << tronch::redis_keys::event_json(event) << "\n";
+        return 0;
+    }
+    if (cmd == "event" && args.size() == 3) {
+        tronch::redis_keys::Event event;
+        event.type = tronch::redis_keys::EventType::key_changed;
+        event.key_hash = std::string(args[1]);
+        event.id = std::string(args[2]);
+        std::cout << tronch::redis_keys::event_json(event) << "\n";
+        return 0;
+    }
+    if (cmd == "names" && args.size() == 1) {
+        std::cout << tronch::redis_keys::kMirrorEpoch << " " << tronch::redis_keys::kEventsChannel << "\n";
+        return 0;
+    }
+    return usage();
+} catch (const std::exception& e) {
+    return fail(e.what());
+}

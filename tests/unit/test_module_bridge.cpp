@@ -1,0 +1,139 @@
+// The module's C bridge over libtronch_core (ngx_module/tronch_bridge.h).
+#define BOOST_TEST_MODULE module_bridge
+#include <boost/test/unit_test.hpp>
+
+#include <cstring>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "tronch/key_format.hpp"
+#include "tronch/key_hash.hpp"
+#include "tronch/key_record.hpp"
+#include "tronch/redis_keys.hpp"
+#include "tronch_bridge.h"
+
+namespace {
+const char* kId = "0e0f8a6e-3b7f-4c1e-9d2a-1f2e3d4c5b6a";
+}
+
+BOOST_AUTO_TEST_CASE(parse_key_hashes_well_formed_keys) {
+    std::string key = tronch::generate_key(tronch::Environment::test);
+    int env = -1;
+    uint8_t digest[TRONCH_DIGEST_LEN];
+    char hex[TRONCH_HEX_LEN];
+    BOOST_TEST(tronch_bridge_parse_key(key.data(), key.size(), &env, digest, hex) == 0);
+    BOOST_TEST(env == TRONCH_ENV_TEST);
+    BOOST_TEST(std::string(hex, TRONCH_HEX_LEN) == tronch::key_hash_hex(key));
+}
+
+BOOST_AUTO_TEST_CASE(parse_key_refuses_malformed_keys) {
+    std::string key = tronch::generate_key(tronch::Environment::live);
+    int env;
+    uint8_t digest[TRONCH_DIGEST_LEN];
+    char hex[TRONCH_HEX_LEN];
+    std::string bad = key;
+    bad.back() = bad.back() == 'A' ? 'B' : 'A';
+    for (const std::string& k : {bad, key.substr(1), key + "x", std::string("Bearer"), std::string()}) {
+        BOOST_TEST(tronch_bridge_parse_key(k.data(), k.size(), &env, digest, hex) == -1);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(decode_record_into_plain_struct) {
+    tronch::KeyRecord rec;
+    rec.id = kId;
+    rec.prefix = "tronch_sk_live_AbCd1234";
+    rec.status = tronch::KeyStatus::rotating;
+    rec.expires_at = 1900000000;
+    rec.limit = tronch::RateLimit{10, 60, 5};
+    tronch::Cidr c4, c6;
+    BOOST_REQUIRE(tronch::Cidr::parse("10.0.0.0/8", c4));
+    BOOST_REQUIRE(tronch::Cidr::parse("2001:db8::/32", c6));
+    rec.allowed_cidrs = {c4, c6};
+    std::string json = tronch::encode_key_record(rec);
+
+    tronch_record_t out;
+    char err[128] = "";
+    BOOST_REQUIRE(tronch_bridge_decode_record(json.data(), json.size(), &out, err, sizeof(err)) == 0);
+    BOOST_TEST(std::string(out.id) == kId);
+    BOOST_TEST(std::string(out.prefix) == rec.prefix);
+    BOOST_TEST(out.env == TRONCH_ENV_LIVE);
+    BOOST_TEST(out.status == TRONCH_STATUS_ROTATING);
+    BOOST_TEST(out.has_expires == 1);
+    BOOST_TEST(out.expires_at == 1900000000);
+    BOOST_TEST(out.has_limit == 1);
+    BOOST_TEST(out.limit_rate == 10);
+    BOOST_TEST(out.limit_period == 60);
+    BOOST_TEST(out.limit_burst == 5);
+    BOOST_TEST(out.ncidrs == 2);
+
+    uint8_t inside[4] = {10, 1, 2, 3}, outside[4] = {11, 0, 0, 1};
+    BOOST_TEST(tronch_bridge_cidr_match(&out.cidrs[0], 4, inside) == 1);
+    BOOST_TEST(tronch_bridge_cidr_match(&out.cidrs[0], 4, outside) == 0);
+    BOOST_TEST(tronch_bridge_cidr_match(&out.cidrs[1], 4, inside) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(decode_record_refuses_garbage) {
+    tronch_record_t out;
+    char err[128] = "";
+    for (std::string bad : {"", "{", "[]", "{\"v\":1}", "null"}) {
+        BOOST_TEST(tronch_bridge_decode_record(bad.data(), bad.size(), &out, err, sizeof(err)) == -1);
+        BOOST_TEST(std::strlen(err) > 0);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(events) {
+    std::string hash = tronch::key_hash_hex(tronch::generate_key(tronch::Environment::live));
+    tronch::redis_keys::Event e;
+    e.type = tronch::redis_keys::EventType::key_changed;
+    e.key_hash = hash;
+    e.id = kId;
+    std::string json = tronch::redis_keys::event_json(e);
+    int type = -1;
+    uint8_t digest[TRONCH_DIGEST_LEN];
+    BOOST_REQUIRE(tronch_bridge_parse_event(json.data(), json.size(), &type, digest) == 0);
+    BOOST_TEST(type == TRONCH_EVENT_KEY_CHANGED);
+    char hex[TRONCH_HEX_LEN];
+    tronch::hex_encode(digest, sizeof(digest), hex);
+    BOOST_TEST(std::string(hex, TRONCH_HEX_LEN) == hash);
+
+    e.type = tronch::redis_keys::EventType::mirror_rebuilt;
+    json = tronch::redis_keys::event_json(e);
+    BOOST_REQUIRE(tronch_bridge_parse_event(json.data(), json.size(), &type, digest) == 0);
+    BOOST_TEST(type == TRONCH_EVENT_MIRROR_REBUILT);
+
+    std::string junk = "not json";
+    BOOST_TEST(tronch_bridge_parse_event(junk.data(), junk.size(), &type, digest) == -1);
+}
+
+BOOST_AUTO_TEST_CASE(names_come_from_the_core) {
+    std::string hash(64, 'a');
+    char name[TRONCH_REDIS_KEY_MAX];
+    size_t n = tronch_bridge_redis_key(hash.data(), name, sizeof(name));
+    BOOST_TEST(std::string(name, n) == tronch::redis_keys::key_record(hash));
+    BOOST_TEST(tronch_bridge_redis_key(hash.data(), name, 10) == 0u);
+    BOOST_TEST(std::string(tronch_bridge_mirror_epoch_key()) == tronch::redis_keys::kMirrorEpoch);
+    BOOST_TEST(std::string(tronch_bridge_events_channel()) == tronch::redis_keys::kEventsChannel);
+}
+
+BOOST_AUTO_TEST_CASE(problem_bodies_for_every_result) {
+    for (int r = 0; r < TRONCH_RESULT_COUNT; ++r) {
+        char body[1024];
+        size_t n = tronch_bridge_problem_body(r, body, sizeof(body));
+        BOOST_REQUIRE(n > 0);
+        auto j = nlohmann::json::parse(std::string(body, n));
+        size_t len = 0;
+        const char* code = tronch_bridge_result_code(r, &len);
+        BOOST_TEST(j["code"].get<std::string>() == std::string(code, len));
+        BOOST_TEST(j["status"].get<int>() == tronch_bridge_result_status(r));
+        BOOST_TEST(j.contains("title"));
+        BOOST_TEST(j.contains("detail"));
+        BOOST_TEST(j["type"].get<std::string>().find(std::string(code, len)) != std::string::npos);
+    }
+    BOOST_TEST(tronch_bridge_result_status(TRONCH_RESULT_MISSING_KEY) == 401);
+    BOOST_TEST(tronch_bridge_result_status(TRONCH_RESULT_REVOKED_KEY) == 403);
+    BOOST_TEST(tronch_bridge_result_status(TRONCH_RESULT_AUTH_UNAVAILABLE) == 503);
+    char tiny[4];
+    BOOST_TEST(tronch_bridge_problem_body(0, tiny, sizeof(tiny)) == 0u);
+    BOOST_TEST(tronch_bridge_problem_body(99, tiny, sizeof(tiny)) == 0u);
+}
