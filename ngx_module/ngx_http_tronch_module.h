@@ -1,6 +1,9 @@
 /*
  * Tronch nginx module: declarations shared by its C files.
- *   ngx_http_tronch_module.c  directives, access handler, variables, refusals
+ *   ngx_http_tronch_module.c  the module, access handler (decisions, the suspended request), variables
+ *   ngx_http_tronch_conf.c    directives and configuration (create, init, merge)
+ *   ngx_http_tronch_headers.c the key's header; cleaning what goes upstream
+ *   ngx_http_tronch_output.c  refusals (problem+json) and the pass path's bookkeeping
  *   ngx_http_tronch_cache.c   the shared-memory cache (slab + rbtree + LRU) and counters
  *   ngx_http_tronch_redis.c   hiredis async on nginx's event loop: lookups and the event subscriber
  *   ngx_http_tronch_status.c  the tronch_status handler (Prometheus text)
@@ -90,6 +93,58 @@ typedef struct {
 
 extern ngx_module_t  ngx_http_tronch_module;
 
+typedef struct ngx_http_tronch_pending_s  ngx_http_tronch_pending_t;
+
+
+typedef enum {
+    NGX_HTTP_TRONCH_STATE_NEW = 0,
+    NGX_HTTP_TRONCH_STATE_WAITING,    /* Redis lookup in flight, request suspended */
+    NGX_HTTP_TRONCH_STATE_ANSWERED,   /* lookup finished (or failed): decide */
+    NGX_HTTP_TRONCH_STATE_DECIDED
+} ngx_http_tronch_state_e;
+
+
+typedef struct {
+    ngx_http_request_t           *request;
+    ngx_http_tronch_pending_t    *pending;
+    ngx_http_tronch_state_e       state;
+    ngx_uint_t                    result;        /* tronch_result_e, once decided */
+    unsigned                      decided:1;
+    unsigned                      passed:1;
+    unsigned                      have_answer:1; /* answer is from the cache or Redis */
+    unsigned                      stale:1;       /* answer is a stale cache entry */
+    unsigned                      lookup_failed:1;
+    unsigned                      headers_cleaned:1;
+    unsigned                      counted:1;     /* once per request, not per redirect */
+    int                           key_env;
+    ngx_atomic_uint_t             generation;
+    ngx_table_elt_t              *key_elt;
+    u_char                        digest[TRONCH_DIGEST_LEN];
+    char                          hex[TRONCH_HEX_LEN];
+    ngx_http_tronch_answer_t      answer;
+} ngx_http_tronch_ctx_t;
+
+/* ngx_http_tronch_module.c */
+ngx_http_tronch_ctx_t *ngx_http_tronch_get_ctx(ngx_http_request_t *r);
+
+/* ngx_http_tronch_conf.c */
+extern ngx_command_t  ngx_http_tronch_commands[];
+void *ngx_http_tronch_create_main_conf(ngx_conf_t *cf);
+char *ngx_http_tronch_init_main_conf(ngx_conf_t *cf, void *conf);
+void *ngx_http_tronch_create_loc_conf(ngx_conf_t *cf);
+char *ngx_http_tronch_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child);
+
+/* ngx_http_tronch_headers.c */
+ngx_int_t ngx_http_tronch_find_key(ngx_http_request_t *r, ngx_http_tronch_loc_conf_t *lcf,
+    ngx_str_t *key, ngx_table_elt_t **elt);
+ngx_int_t ngx_http_tronch_clean_headers(ngx_http_request_t *r, ngx_http_tronch_ctx_t *ctx);
+
+/* ngx_http_tronch_output.c */
+ngx_int_t ngx_http_tronch_refuse(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
+    ngx_http_tronch_ctx_t *ctx, ngx_uint_t result);
+ngx_int_t ngx_http_tronch_pass(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
+    ngx_http_tronch_ctx_t *ctx, ngx_uint_t result);
+
 /* ngx_http_tronch_cache.c */
 void *ngx_http_tronch_cache_create_ctx(ngx_conf_t *cf);
 ngx_int_t ngx_http_tronch_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data);
@@ -112,8 +167,6 @@ typedef enum {
     NGX_HTTP_TRONCH_LOOKUP_ABSENT,        /* no record; negative caching allowed if mirror_complete */
     NGX_HTTP_TRONCH_LOOKUP_FAILED         /* Redis down, slow, or an undecodable answer */
 } ngx_http_tronch_lookup_rc_e;
-
-typedef struct ngx_http_tronch_pending_s  ngx_http_tronch_pending_t;
 
 /* Called once per lookup that was started, unless cancelled first. */
 typedef void (*ngx_http_tronch_lookup_done_pt)(void *data, ngx_http_tronch_lookup_rc_e rc,
