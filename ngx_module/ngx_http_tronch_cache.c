@@ -7,7 +7,7 @@
 #include "ngx_http_tronch_module.h"
 
 
-#define NGX_HTTP_TRONCH_SHM_MAGIC  0x54524e31  /* "TRN1": layout version */
+#define NGX_HTTP_TRONCH_SHM_MAGIC  0x54524e32  /* "TRN2": layout version */
 
 
 typedef struct {
@@ -29,6 +29,7 @@ typedef struct {
     ngx_atomic_t                 generation;    /* bumped by every applied event */
     ngx_msec_t                   valid_after;   /* older entries are revalidated */
     ngx_http_tronch_stats_t      stats;
+    ngx_http_tronch_limit_sh_t   limit;         /* ngx_http_tronch_limit.c */
 } ngx_http_tronch_shctx_t;
 
 
@@ -119,6 +120,7 @@ ngx_http_tronch_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     ngx_rbtree_init(&ctx->sh->rbtree, &ctx->sh->sentinel, ngx_http_tronch_rbtree_insert);
     ngx_queue_init(&ctx->sh->lru);
+    ngx_http_tronch_limit_init_sh(&ctx->sh->limit);
 
     len = sizeof(" in tronch_zone \"\"") + shm_zone->shm.name.len;
 
@@ -141,6 +143,16 @@ ngx_http_tronch_stats(ngx_shm_zone_t *zone)
     ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
 
     return &ctx->sh->stats;
+}
+
+
+ngx_http_tronch_limit_sh_t *
+ngx_http_tronch_limit_sh(ngx_shm_zone_t *zone, ngx_slab_pool_t **shpool)
+{
+    ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
+
+    *shpool = ctx->shpool;
+    return &ctx->sh->limit;
 }
 
 

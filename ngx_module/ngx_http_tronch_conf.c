@@ -17,6 +17,8 @@ static char *ngx_http_tronch_environment(ngx_conf_t *cf, ngx_command_t *cmd, voi
 static char *ngx_http_tronch_failure_mode(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_tronch_positive_msec(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_tronch_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_tronch_limit_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_tronch_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 
 ngx_command_t  ngx_http_tronch_commands[] = {
@@ -105,6 +107,34 @@ ngx_command_t  ngx_http_tronch_commands[] = {
       0,
       NULL },
 
+    { ngx_string("tronch_limit_policy"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_tronch_limit_policy,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("tronch_nodes"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_tronch_main_conf_t, nodes),
+      NULL },
+
+    { ngx_string("tronch_default_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_tronch_limit,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tronch_loc_conf_t, default_limit),
+      NULL },
+
+    { ngx_string("tronch_address_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_tronch_limit,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tronch_loc_conf_t, address_limit),
+      NULL },
+
       ngx_null_command
 };
 
@@ -120,6 +150,8 @@ ngx_http_tronch_create_main_conf(ngx_conf_t *cf)
     }
 
     mcf->redis_timeout = NGX_CONF_UNSET_MSEC;
+    mcf->limit_policy = NGX_CONF_UNSET_UINT;
+    mcf->nodes = NGX_CONF_UNSET;
 
     return mcf;
 }
@@ -134,6 +166,15 @@ ngx_http_tronch_init_main_conf(ngx_conf_t *cf, void *conf)
     size_t                        len;
 
     ngx_conf_init_msec_value(mcf->redis_timeout, 250);
+    ngx_conf_init_uint_value(mcf->limit_policy, NGX_HTTP_TRONCH_POLICY_LOCAL);
+    ngx_conf_init_value(mcf->nodes, 1);
+
+    if (mcf->nodes < 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"tronch_nodes\" directive: invalid value %i, it must be 1 or more",
+                           mcf->nodes);
+        return NGX_CONF_ERROR;
+    }
 
     for (i = 0; i < TRONCH_RESULT_COUNT; i++) {
         len = tronch_bridge_problem_body((int) i, (char *) buf, sizeof(buf));
@@ -193,6 +234,16 @@ ngx_http_tronch_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->stale_ttl, prev->stale_ttl, 300000);
     ngx_conf_merge_uint_value(conf->failure_mode, prev->failure_mode, NGX_HTTP_TRONCH_FAIL_CLOSED);
     ngx_conf_merge_value(conf->require_https, prev->require_https, 0);
+
+    if (!conf->default_limit_set) {
+        conf->default_limit_set = prev->default_limit_set;
+        conf->default_limit = prev->default_limit;
+    }
+
+    if (!conf->address_limit_set) {
+        conf->address_limit_set = prev->address_limit_set;
+        conf->address_limit = prev->address_limit;
+    }
 
     mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_tronch_module);
 
@@ -524,3 +575,84 @@ ngx_http_tronch_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     return NGX_CONF_OK;
 }
 
+
+
+static char *
+ngx_http_tronch_limit_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_tronch_main_conf_t  *mcf = conf;
+    ngx_str_t                    *value;
+
+    (void) cmd;
+
+    if (mcf->limit_policy != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "local") == 0) {
+        mcf->limit_policy = NGX_HTTP_TRONCH_POLICY_LOCAL;
+
+    } else if (ngx_strcmp(value[1].data, "redis") == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"tronch_limit_policy\" directive: \"redis\" is not implemented yet, "
+                           "use \"local\"");
+        return NGX_CONF_ERROR;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"tronch_limit_policy\" directive: invalid value \"%V\", "
+                           "it must be \"local\" or \"redis\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* tronch_default_limit / tronch_address_limit rate=100r/s [burst=20] | off */
+static char *
+ngx_http_tronch_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_tronch_loc_conf_t  *lcf = conf;
+    tronch_limit_t              *limit;
+    ngx_uint_t                  *set;
+    ngx_str_t                   *value;
+    ngx_uint_t                   i;
+    u_char                       text[256], *p;
+    char                         err[160];
+
+    limit = (tronch_limit_t *) ((char *) conf + cmd->offset);
+    set = (limit == &lcf->default_limit) ? &lcf->default_limit_set : &lcf->address_limit_set;
+
+    if (*set) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    *set = 1;
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        ngx_memzero(limit, sizeof(tronch_limit_t));
+        return NGX_CONF_OK;
+    }
+
+    p = text;
+    for (i = 1; i < cf->args->nelts; i++) {
+        if ((size_t) (text + sizeof(text) - p) < value[i].len + 1) {
+            return "has too long a value";
+        }
+        if (i > 1) {
+            *p++ = ' ';
+        }
+        p = ngx_cpymem(p, value[i].data, value[i].len);
+    }
+
+    if (tronch_bridge_parse_limit((const char *) text, p - text, limit, err, sizeof(err)) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" directive: %s", &cmd->name, err);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}

@@ -198,6 +198,11 @@ ngx_http_tronch_decide(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
         return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_ADDRESS_NOT_ALLOWED);
     }
 
+    /* authenticated and authorised: only now may the key's quota be spent */
+    if (ngx_http_tronch_limit_key(r, mcf, lcf, ctx) != NGX_OK) {
+        return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_RATE_LIMITED);
+    }
+
     return ngx_http_tronch_pass(r, mcf, ctx, TRONCH_RESULT_OK);
 }
 
@@ -383,6 +388,11 @@ ngx_http_tronch_access_handler(ngx_http_request_t *r)
         }
     }
 
+    /* brute-force guard: an address out of failure budget gets no lookup at all */
+    if (ngx_http_tronch_limit_address_check(r, mcf, lcf, ctx) != NGX_OK) {
+        return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_RATE_LIMITED);
+    }
+
     elt = NULL;
     if (ngx_http_tronch_find_key(r, lcf, &key, &elt) != NGX_OK) {
         return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_MISSING_KEY);
@@ -565,7 +575,7 @@ ngx_http_tronch_postconfiguration(ngx_conf_t *cf)
 
     *h = ngx_http_tronch_access_handler;
 
-    return NGX_OK;
+    return ngx_http_tronch_limit_init(cf);
 }
 
 

@@ -47,8 +47,30 @@ typedef struct {
     ngx_atomic_t  redis_connects;
     ngx_atomic_t  events_applied;
     ngx_atomic_t  events_invalid;
-    /* room for the rate limiter's counters (next issue) */
+    ngx_atomic_t  limit_allowed;
+    ngx_atomic_t  limit_limited;
+    ngx_atomic_t  limit_degraded;
+    ngx_atomic_t  limit_script_reloads;
+    ngx_atomic_t  limit_address_limited;
+    ngx_atomic_t  limit_address_failures;
+    ngx_atomic_t  limit_evictions;
+    ngx_atomic_t  usage_flushes;
+    ngx_atomic_t  usage_flush_errors;
 } ngx_http_tronch_stats_t;
+
+
+/* The limiter's shared state (GCRA TATs per key id and per client address, usage counts),
+ * inside the tronch_zone; every access under the slab pool's mutex. */
+typedef struct {
+    ngx_rbtree_t                  rbtree;
+    ngx_rbtree_node_t             sentinel;
+    ngx_queue_t                   lru;          /* most recent at the head */
+    ngx_atomic_t                  flush_owner;  /* pid of the worker flushing usage */
+    ngx_msec_t                    flush_seen;   /* its last flush */
+} ngx_http_tronch_limit_sh_t;
+
+#define NGX_HTTP_TRONCH_POLICY_LOCAL  0
+#define NGX_HTTP_TRONCH_POLICY_REDIS  1
 
 
 /* Outcome of a cache lookup. */
@@ -68,6 +90,8 @@ typedef struct {
     /* Precomputed problem+json bodies, one per result: a refusal allocates nothing for them. */
     ngx_str_t                     bodies[TRONCH_RESULT_COUNT];
     ngx_uint_t                    enabled_somewhere;
+    ngx_uint_t                    limit_policy;   /* NGX_HTTP_TRONCH_POLICY_* */
+    ngx_int_t                     nodes;          /* tronch_nodes */
 } ngx_http_tronch_main_conf_t;
 
 
@@ -81,6 +105,10 @@ typedef struct {
     ngx_uint_t                    failure_mode;
     ngx_flag_t                    require_https;
     ngx_flag_t                    status;         /* tronch_status handler */
+    ngx_uint_t                    default_limit_set;
+    tronch_limit_t                default_limit;  /* rate 0: none */
+    ngx_uint_t                    address_limit_set;
+    tronch_limit_t                address_limit;  /* rate 0: none */
 } ngx_http_tronch_loc_conf_t;
 
 
@@ -122,6 +150,11 @@ typedef struct {
     u_char                        digest[TRONCH_DIGEST_LEN];
     char                          hex[TRONCH_HEX_LEN];
     ngx_http_tronch_answer_t      answer;
+    unsigned                      limit_checked:1;  /* the key's limit was applied */
+    unsigned                      limit_headers:1;  /* send the rate-limit headers */
+    unsigned                      limit_degraded:1;
+    tronch_limit_t                limit;
+    tronch_decision_t             decision;
 } ngx_http_tronch_ctx_t;
 
 /* ngx_http_tronch_module.c */
@@ -160,6 +193,21 @@ void ngx_http_tronch_cache_drop_negative(ngx_shm_zone_t *zone);
  * Redis on its next use, and served as stale only if Redis cannot answer. */
 void ngx_http_tronch_cache_revalidate_all(ngx_shm_zone_t *zone);
 void ngx_http_tronch_count(ngx_shm_zone_t *zone, ngx_atomic_t *counter);
+ngx_http_tronch_limit_sh_t *ngx_http_tronch_limit_sh(ngx_shm_zone_t *zone, ngx_slab_pool_t **shpool);
+
+/* ngx_http_tronch_limit.c */
+void ngx_http_tronch_limit_init_sh(ngx_http_tronch_limit_sh_t *lsh);
+/* The key's limit (record, else tronch_default_limit): NGX_OK allowed or no limit,
+ * NGX_DECLINED over the limit (ctx->decision says by how much). */
+ngx_int_t ngx_http_tronch_limit_key(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
+    ngx_http_tronch_loc_conf_t *lcf, ngx_http_tronch_ctx_t *ctx);
+/* NGX_DECLINED if the client address has no failure budget left (ctx filled for headers). */
+ngx_int_t ngx_http_tronch_limit_address_check(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
+    ngx_http_tronch_loc_conf_t *lcf, ngx_http_tronch_ctx_t *ctx);
+/* A failed authentication from this address spends one from its budget. */
+void ngx_http_tronch_limit_address_fail(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
+    ngx_http_tronch_loc_conf_t *lcf);
+ngx_int_t ngx_http_tronch_limit_init(ngx_conf_t *cf);   /* header filter */
 
 /* ngx_http_tronch_redis.c */
 typedef enum {

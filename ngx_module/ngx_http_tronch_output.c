@@ -37,6 +37,7 @@ ngx_http_tronch_refuse(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
     ngx_table_elt_t  *h;
     const char       *code;
     size_t            len;
+    ngx_uint_t        status;
 
     ctx->decided = 1;
     ctx->passed = 0;
@@ -45,6 +46,14 @@ ngx_http_tronch_refuse(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
 
     ngx_http_tronch_count_result(mcf, ctx, result);
 
+    status = tronch_bridge_result_status((int) result);
+
+    if (status == NGX_HTTP_UNAUTHORIZED || status == NGX_HTTP_FORBIDDEN) {
+        /* a failed authentication spends from the client address's budget, never a key's */
+        ngx_http_tronch_limit_address_fail(r, mcf,
+                                           ngx_http_get_module_loc_conf(r, ngx_http_tronch_module));
+    }
+
     code = tronch_bridge_result_code((int) result, &len);
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "tronch: refused: %*s", len, code);
 
@@ -52,7 +61,7 @@ ngx_http_tronch_refuse(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
         r->keepalive = 0;
     }
 
-    r->headers_out.status = tronch_bridge_result_status((int) result);
+    r->headers_out.status = status;
     r->headers_out.content_type = ngx_http_tronch_problem_type;
     r->headers_out.content_type_len = ngx_http_tronch_problem_type.len;
     r->headers_out.content_type_lowcase = NULL;

@@ -92,6 +92,38 @@ ngx_http_tronch_status_handler(ngx_http_request_t *r)
         st->cache_entries, st->cache_evictions, st->redis_lookups, st->redis_errors,
         st->redis_timeouts, st->redis_connects, st->events_applied, st->events_invalid);
 
+    p = ngx_sprintf(p,
+        "# HELP tronch_limit_allowed_total Requests the rate limiter admitted.\n"
+        "# TYPE tronch_limit_allowed_total counter\n"
+        "tronch_limit_allowed_total %uA\n"
+        "# HELP tronch_limit_limited_total Requests refused over a key's rate limit (429).\n"
+        "# TYPE tronch_limit_limited_total counter\n"
+        "tronch_limit_limited_total %uA\n"
+        "# HELP tronch_limit_degraded_total Checks made locally because Redis was unreachable.\n"
+        "# TYPE tronch_limit_degraded_total counter\n"
+        "tronch_limit_degraded_total %uA\n"
+        "# HELP tronch_limit_script_reloads_total NOSCRIPT answers: the GCRA script was loaded again.\n"
+        "# TYPE tronch_limit_script_reloads_total counter\n"
+        "tronch_limit_script_reloads_total %uA\n"
+        "# HELP tronch_limit_address_limited_total Requests refused because their address ran out of failure budget.\n"
+        "# TYPE tronch_limit_address_limited_total counter\n"
+        "tronch_limit_address_limited_total %uA\n"
+        "# HELP tronch_limit_address_failures_total Failed authentications charged to an address.\n"
+        "# TYPE tronch_limit_address_failures_total counter\n"
+        "tronch_limit_address_failures_total %uA\n"
+        "# HELP tronch_limit_evictions_total Limiter states evicted to make room.\n"
+        "# TYPE tronch_limit_evictions_total counter\n"
+        "tronch_limit_evictions_total %uA\n"
+        "# HELP tronch_usage_flushes_total Usage deltas flushed to Redis.\n"
+        "# TYPE tronch_usage_flushes_total counter\n"
+        "tronch_usage_flushes_total %uA\n"
+        "# HELP tronch_usage_flush_errors_total Usage flushes Redis did not accept.\n"
+        "# TYPE tronch_usage_flush_errors_total counter\n"
+        "tronch_usage_flush_errors_total %uA\n",
+        st->limit_allowed, st->limit_limited, st->limit_degraded, st->limit_script_reloads,
+        st->limit_address_limited, st->limit_address_failures, st->limit_evictions,
+        st->usage_flushes, st->usage_flush_errors);
+
     p = ngx_sprintf(p, "# HELP tronch_redis_latency_seconds Redis lookup round trips.\n"
                        "# TYPE tronch_redis_latency_seconds histogram\n");
     cumulative = 0;

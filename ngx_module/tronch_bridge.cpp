@@ -13,6 +13,7 @@
 #include "tronch/key_format.hpp"
 #include "tronch/key_hash.hpp"
 #include "tronch/key_record.hpp"
+#include "tronch/rate_limit.hpp"
 #include "tronch/redis_keys.hpp"
 
 static_assert(sizeof(tronch_cidr_t) == sizeof(tronch::Cidr), "tronch_cidr_t mirrors tronch::Cidr");
@@ -191,6 +192,101 @@ std::size_t tronch_bridge_problem_body(int result, char* out, std::size_t out_le
     } catch (...) {
         return 0;
     }
+}
+
+}  // extern "C"
+
+// Rate limiting.
+namespace {
+tronch::GcraLimit to_gcra(const tronch_limit_t* l) noexcept {
+    tronch::GcraLimit g;
+    g.rate = l->rate;
+    g.period_us = l->period_us;
+    g.burst = l->burst;
+    return g;
+}
+tronch::GcraDecision to_decision(const tronch_decision_t* d) noexcept {
+    tronch::GcraDecision g;
+    g.allowed = d->allowed != 0;
+    g.remaining = d->remaining;
+    g.retry_after_us = d->retry_after_us;
+    g.reset_after_us = d->reset_after_us;
+    g.new_tat_us = d->new_tat_us;
+    return g;
+}
+}  // namespace
+
+extern "C" {
+
+int tronch_bridge_parse_limit(const char* text, std::size_t len, tronch_limit_t* out, char* err,
+                              std::size_t err_len) noexcept {
+    try {
+        tronch::GcraLimit g;
+        std::string message;
+        if (!tronch::parse_limit_spec(std::string_view(text, len), g, message)) {
+            if (err_len) copy_text(message, err, err_len);
+            return -1;
+        }
+        out->rate = g.rate;
+        out->period_us = g.period_us;
+        out->burst = g.burst;
+        return 0;
+    } catch (...) {
+        if (err_len) copy_text("out of memory", err, err_len);
+        return -1;
+    }
+}
+
+int tronch_bridge_record_limit(int64_t rate, int64_t period_s, int64_t burst, tronch_limit_t* out) noexcept {
+    tronch::GcraLimit g;
+    g.rate = rate;
+    g.burst = burst;
+    if (period_s < 1 || __builtin_mul_overflow(period_s, int64_t{1'000'000}, &g.period_us) || !g.valid())
+        return -1;
+    out->rate = g.rate;
+    out->period_us = g.period_us;
+    out->burst = g.burst;
+    return 0;
+}
+
+void tronch_bridge_gcra(int64_t stored_tat_us, int64_t now_us, const tronch_limit_t* limit, int64_t cost,
+                        tronch_decision_t* out) noexcept {
+    tronch::GcraDecision d = tronch::gcra_check(stored_tat_us, now_us, to_gcra(limit), cost);
+    out->allowed = d.allowed ? 1 : 0;
+    out->remaining = d.remaining;
+    out->retry_after_us = d.retry_after_us;
+    out->reset_after_us = d.reset_after_us;
+    out->new_tat_us = d.new_tat_us;
+}
+
+void tronch_bridge_limit_share(const tronch_limit_t* limit, int64_t nodes, tronch_limit_t* out) noexcept {
+    *out = *limit;
+    if (nodes <= 1) return;
+    out->rate = limit->rate / nodes;
+    out->burst = limit->burst / nodes;
+    if (out->rate < 1) {
+        // fewer requests than nodes per period: one per node, over a longer period
+        out->rate = 1;
+        out->period_us = limit->period_us * nodes / (limit->rate > 0 ? limit->rate : 1);
+    }
+}
+
+void tronch_bridge_limit_headers(const tronch_limit_t* limit, const tronch_decision_t* d,
+                                 tronch_limit_headers_t* out) noexcept {
+    tronch::GcraLimit g = to_gcra(limit);
+    tronch::GcraDecision dd = to_decision(d);
+    out->policy_len = tronch::format_ratelimit_policy(g, out->policy, sizeof(out->policy));
+    out->ratelimit_len = tronch::format_ratelimit(dd, out->ratelimit, sizeof(out->ratelimit));
+    out->limit_len = tronch::format_integer(g.capacity(), out->limit, sizeof(out->limit));
+    out->remaining_len = tronch::format_integer(dd.remaining, out->remaining, sizeof(out->remaining));
+    out->reset_len = tronch::format_integer(tronch::ceil_seconds(dd.reset_after_us), out->reset, sizeof(out->reset));
+    out->retry_after_len =
+        tronch::format_integer(tronch::retry_after_seconds(dd), out->retry_after, sizeof(out->retry_after));
+}
+
+const char* tronch_bridge_gcra_script(std::size_t* len) noexcept {
+    *len = tronch::kGcraLuaScript.size();
+    return tronch::kGcraLuaScript.data();
 }
 
 }  // extern "C"

@@ -114,6 +114,49 @@ int tronch_bridge_result_status(int result) TRONCH_NOEXCEPT;
 /* The application/problem+json body; returns its length, or 0 if out is too small. */
 size_t tronch_bridge_problem_body(int result, char *out, size_t out_len) TRONCH_NOEXCEPT;
 
+/* Rate limiting (tronch/gcra.hpp, tronch/rate_limit.hpp). Plain data, fit for shared memory. */
+typedef struct {
+    int64_t  rate;        /* requests per period, 0: no limit */
+    int64_t  period_us;
+    int64_t  burst;
+} tronch_limit_t;
+
+typedef struct {
+    int      allowed;
+    int64_t  remaining;
+    int64_t  retry_after_us;
+    int64_t  reset_after_us;
+    int64_t  new_tat_us;
+} tronch_decision_t;
+
+#define TRONCH_HEADER_VALUE_MAX  64
+
+/* Response header values, each with its length (not NUL terminated). */
+typedef struct {
+    size_t  policy_len, ratelimit_len, limit_len, remaining_len, reset_len, retry_after_len;
+    char    policy[TRONCH_HEADER_VALUE_MAX];       /* RateLimit-Policy */
+    char    ratelimit[TRONCH_HEADER_VALUE_MAX];    /* RateLimit */
+    char    limit[24];                             /* X-RateLimit-Limit */
+    char    remaining[24];                         /* X-RateLimit-Remaining */
+    char    reset[24];                             /* X-RateLimit-Reset */
+    char    retry_after[24];                       /* Retry-After (refusals) */
+} tronch_limit_headers_t;
+
+/* "rate=100r/s burst=20": 0 and the limit; -1 and a message in err. */
+int tronch_bridge_parse_limit(const char *text, size_t len, tronch_limit_t *out,
+    char *err, size_t err_len) TRONCH_NOEXCEPT;
+/* The record's limit (period in seconds) as a limit; 0, or -1 if it is unusable. */
+int tronch_bridge_record_limit(int64_t rate, int64_t period_s, int64_t burst, tronch_limit_t *out) TRONCH_NOEXCEPT;
+/* GCRA: stored TAT (0: none), now (us), cost. */
+void tronch_bridge_gcra(int64_t stored_tat_us, int64_t now_us, const tronch_limit_t *limit,
+    int64_t cost, tronch_decision_t *out) TRONCH_NOEXCEPT;
+/* The limit divided among n nodes: rate / n and burst / n, at least 1 request in all. */
+void tronch_bridge_limit_share(const tronch_limit_t *limit, int64_t nodes, tronch_limit_t *out) TRONCH_NOEXCEPT;
+void tronch_bridge_limit_headers(const tronch_limit_t *limit, const tronch_decision_t *d,
+    tronch_limit_headers_t *out) TRONCH_NOEXCEPT;
+/* The Redis GCRA Lua script (static storage). */
+const char *tronch_bridge_gcra_script(size_t *len) TRONCH_NOEXCEPT;
+
 #ifdef __cplusplus
 }
 #endif

@@ -37,7 +37,9 @@ class Keys:
         self.r.set(EPOCH_KEY, str(int(time.time())))
 
     def put(self, key: str, digest: str, *, status: str = "active", env: str | None = None,
-            expires_at: int | None = None, cidrs: tuple[str, ...] = (), key_id: str | None = None) -> str:
+            expires_at: int | None = None, cidrs: tuple[str, ...] = (), key_id: str | None = None,
+            limit: tuple[int, int, int] | None = None) -> str:
+        """limit: (rate, period seconds, burst)"""
         key_id = key_id or str(uuid.uuid4())
         args = ["record", "--id", key_id, "--key", key, "--status", status]
         if env:
@@ -46,6 +48,8 @@ class Keys:
             args += ["--expires-at", str(expires_at)]
         for c in cidrs:
             args += ["--cidr", c]
+        if limit:
+            args += ["--rate", str(limit[0]), "--period", str(limit[1]), "--burst", str(limit[2])]
         self.r.set(testkit("redis-key", digest), testkit(*args))
         return key_id
 

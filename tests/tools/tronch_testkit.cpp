@@ -11,6 +11,10 @@
 //   tronch_testkit event <sha256hex> <id>   -> key.changed event JSON
 //   tronch_testkit event --rebuilt          -> mirror.rebuilt event JSON
 //   tronch_testkit names                    -> "<mirror epoch key> <events channel>"
+//   tronch_testkit gcra <rate> <period s> <burst> <n>
+//                                           -> the headers of n requests at one instant:
+//      line 1: "<RateLimit-Policy> <X-RateLimit-Limit>"
+//      then per request: "<allowed 0|1> <RateLimit> <Remaining> <Reset> <Retry-After or ->"
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -21,6 +25,7 @@
 #include "tronch/key_format.hpp"
 #include "tronch/key_hash.hpp"
 #include "tronch/key_record.hpp"
+#include "tronch/rate_limit.hpp"
 #include "tronch/redis_keys.hpp"
 
 namespace {
@@ -126,6 +131,28 @@ int main(int argc, char** argv) try {
     }
     if (cmd == "names" && args.size() == 1) {
         std::cout << tronch::redis_keys::kMirrorEpoch << " " << tronch::redis_keys::kEventsChannel << "\n";
+        return 0;
+    }
+    if (cmd == "gcra" && args.size() == 5) {
+        tronch::GcraLimit limit;
+        limit.rate = std::stoll(std::string(args[1]));
+        limit.period_us = std::stoll(std::string(args[2])) * 1'000'000;
+        limit.burst = std::stoll(std::string(args[3]));
+        const long long n = std::stoll(std::string(args[4]));
+        if (!limit.valid()) return fail("invalid limit");
+        char buf[96];
+        std::cout << std::string(buf, tronch::format_ratelimit_policy(limit, buf, sizeof buf)) << " "
+                  << limit.capacity() << "\n";
+        const std::int64_t now = 1'700'000'000'000'000;
+        std::int64_t tat = 0;
+        for (long long i = 0; i < n; ++i) {
+            tronch::GcraDecision d = tronch::gcra_check(tat, now, limit);
+            if (d.allowed) tat = d.new_tat_us;
+            std::cout << (d.allowed ? 1 : 0) << " "
+                      << std::string(buf, tronch::format_ratelimit(d, buf, sizeof buf)) << " " << d.remaining
+                      << " " << tronch::ceil_seconds(d.reset_after_us) << " ";
+            if (d.allowed) std::cout << "-\n"; else std::cout << tronch::retry_after_seconds(d) << "\n";
+        }
         return 0;
     }
     return usage();

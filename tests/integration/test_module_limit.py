@@ -1,0 +1,192 @@
+"""The rate limiter, local policy, against real nginx (2 workers) and real Redis: exact
+admission of an instant burst across workers, the steady rate after it, the headers checked
+against the core's maths (tronch_testkit gcra), the address limit on failed authentication
+(which never spends a key's quota), the directives' errors."""
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+
+import pytest
+import requests
+
+from module_support import Keys, bearer, http_block, problem, status_metrics
+from module_support import testkit as kit
+
+
+@pytest.fixture
+def keys(redis_client):
+    k = Keys(redis_client)
+    k.mark_mirror_complete()
+    return k
+
+
+LOCATIONS = """
+        location /default/ { tronch on; tronch_default_limit rate=10r/m burst=2; PROTECT }
+        location /nolimit/ { tronch on; tronch_default_limit off; tronch_address_limit off; PROTECT }
+        location /live/ { tronch on; tronch_environment live; PROTECT }
+"""
+EXTRA = "tronch_address_limit rate=5r/m;"
+
+
+@pytest.fixture
+def ngx(nginx_factory, redis_server):
+    return nginx_factory(http_block(f"127.0.0.1:{redis_server.port}", locations=LOCATIONS,
+                                    extra_http=EXTRA), workers=2)
+
+
+def expected(rate: int, period: int, burst: int, n: int):
+    lines = kit("gcra", str(rate), str(period), str(burst), str(n)).splitlines()
+    policy, limit = lines[0].split()
+    rows = [line.split() for line in lines[1:]]
+    return policy, limit, rows
+
+
+def test_burst_admits_capacity_with_exact_headers(ngx, keys):
+    # T = 6 s: nothing refills during the burst, so every header is exact
+    rate, period, burst, n = 10, 60, 5, 25
+    key, _, _ = keys.make("live", limit=(rate, period, burst))
+    policy, limit, rows = expected(rate, period, burst, n)
+    s = requests.Session()
+    got = []
+    for _ in range(n):
+        r = s.get(ngx.url("/x"), headers=bearer(key), timeout=5)
+        got.append(r)
+    assert [r.status_code for r in got] == [200 if row[0] == "1" else 429 for row in rows]
+    assert sum(r.status_code == 200 for r in got) == rate + burst
+    for r, (allowed, ratelimit, remaining, reset, retry) in zip(got, rows):
+        assert r.headers["RateLimit-Policy"] == policy
+        assert r.headers["X-RateLimit-Limit"] == limit
+        assert r.headers["RateLimit"] == ratelimit
+        assert r.headers["X-RateLimit-Remaining"] == remaining
+        assert r.headers["X-RateLimit-Reset"] == reset
+        if allowed == "1":
+            assert "Retry-After" not in r.headers
+        else:
+            assert r.headers["Retry-After"] == retry
+            body = problem(r)
+            assert body["code"] == "rate_limited" and body["status"] == 429
+    assert policy == '"default";q=15;w=90'
+
+
+def flood(url, key, seconds, threads=6):
+    """Requests from several threads for `seconds`: (admitted, refused, first, last)."""
+    stop = time.monotonic() + seconds
+    lock = threading.Lock()
+    out = {"ok": 0, "limited": 0, "other": 0, "times": []}
+
+    def run():
+        s = requests.Session()
+        while time.monotonic() < stop:
+            t = time.monotonic()
+            r = s.get(url, headers=bearer(key), timeout=5)
+            with lock:
+                out["times"].append(t)
+                if r.status_code == 200:
+                    out["ok"] += 1
+                elif r.status_code == 429:
+                    out["limited"] += 1
+                else:
+                    out["other"] += 1
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as ex:
+        for f in [ex.submit(run) for _ in range(threads)]:
+            f.result()
+    return out
+
+
+def test_concurrent_burst_on_two_workers_is_exact(ngx, keys):
+    # 60 requests at once from 12 threads, on both workers: exactly capacity admitted
+    key, _, _ = keys.make("live", limit=(10, 60, 10))
+    with concurrent.futures.ThreadPoolExecutor(12) as ex:
+        codes = list(ex.map(lambda _: requests.get(ngx.url("/"), headers=bearer(key), timeout=5).status_code,
+                            range(60)))
+    assert codes.count(200) == 20 and codes.count(429) == 40, codes
+    assert len(ngx.worker_pids()) == 2
+
+
+def test_steady_rate_after_burst(ngx, keys):
+    rate, burst, seconds = 20, 10, 3.0
+    key, _, _ = keys.make("live", limit=(rate, 1, burst))
+    out = flood(ngx.url("/"), key, seconds)
+    assert out["other"] == 0
+    span = max(out["times"]) - min(out["times"])
+    # GCRA can never admit more than capacity + rate * elapsed (+1 for the edge)
+    assert out["ok"] <= rate + burst + rate * (span + 0.1) + 1, (out["ok"], span)
+    assert out["ok"] >= rate + burst + rate * span * 0.85 - 1, (out["ok"], span)
+    assert out["limited"] > out["ok"]
+
+
+def test_default_limit_and_record_limit_wins(ngx, keys):
+    key, _, _ = keys.make("live")                              # no limit of its own
+    codes = [requests.get(ngx.url("/default/"), headers=bearer(key), timeout=5) for _ in range(14)]
+    assert [r.status_code for r in codes].count(200) == 12
+    assert codes[0].headers["X-RateLimit-Limit"] == "12"
+    # the key's own limit wins over the default
+    key2, _, _ = keys.make("live", limit=(3, 60, 0))
+    codes = [requests.get(ngx.url("/default/"), headers=bearer(key2), timeout=5) for _ in range(5)]
+    assert [r.status_code for r in codes] == [200, 200, 200, 429, 429]
+    assert codes[0].headers["RateLimit-Policy"] == '"default";q=3;w=60'
+
+
+def test_no_limit_no_headers(ngx, keys):
+    key, _, _ = keys.make("live")
+    r = requests.get(ngx.url("/"), headers=bearer(key), timeout=5)
+    assert r.status_code == 200
+    for h in ("RateLimit", "RateLimit-Policy", "X-RateLimit-Limit", "Retry-After"):
+        assert h not in r.headers
+
+
+def test_address_limit_and_no_key_quota_spent(ngx, keys):
+    # a real test key with a limit, refused by /live/ (403 wrong_environment): an auth failure
+    key, _, _ = keys.make("test", limit=(10, 60, 0))
+    bad_unknown = kit("key", "live").split()[0]            # well-formed, not in Redis
+    codes = []
+    for i in range(12):
+        if i % 3 == 0:
+            r = requests.get(ngx.url("/live/"), headers=bearer(key), timeout=5)
+        elif i % 3 == 1:
+            r = requests.get(ngx.url("/"), headers=bearer(bad_unknown), timeout=5)
+        else:
+            r = requests.get(ngx.url("/"), headers=bearer("tronch_sk_live_garbage"), timeout=5)
+        codes.append(r.status_code)
+        last = r
+    assert codes[:5] == [403, 401, 401, 403, 401], codes
+    assert codes[5:] == [429] * 7, codes
+    assert problem(last)["code"] == "rate_limited"
+    assert last.headers["X-RateLimit-Limit"] == "5"
+    assert int(last.headers["Retry-After"]) >= 1
+    # the address is out of budget: even the good key is refused here, before any lookup
+    assert requests.get(ngx.url("/"), headers=bearer(key), timeout=5).status_code == 429
+    # where no address limit applies, the key's quota is untouched
+    r = requests.get(ngx.url("/nolimit/"), headers=bearer(key), timeout=5)
+    assert r.status_code == 200
+    r = requests.get(ngx.url("/nolimit/"), headers=bearer(key), timeout=5)
+    m = status_metrics(ngx)
+    assert m["tronch_limit_address_limited_total"] == 8
+    assert m["tronch_limit_address_failures_total"] == 5
+
+
+def test_status_counters(ngx, keys):
+    key, _, _ = keys.make("live", limit=(2, 60, 0))
+    for _ in range(5):
+        requests.get(ngx.url("/"), headers=bearer(key), timeout=5)
+    m = status_metrics(ngx)
+    assert m["tronch_limit_allowed_total"] == 2
+    assert m["tronch_limit_limited_total"] == 3
+    assert m['tronch_requests_total{result="rate_limited"}'] == 3
+
+
+@pytest.mark.parametrize("directive,message", [
+    ("tronch_default_limit rate=10r/d;", "invalid rate"),
+    ("tronch_default_limit burst=5;", "rate=... is required"),
+    ("tronch_address_limit rate=5r/s burst=x;", "invalid burst"),
+    ("tronch_nodes 0;", "tronch_nodes"),
+    ("tronch_limit_policy fast;", "invalid value"),
+])
+def test_directive_errors(nginx_factory, redis_server, directive, message):
+    ngx = nginx_factory(http_block(f"127.0.0.1:{redis_server.port}", extra_http=directive), start=False)
+    r = ngx.test_config()
+    assert r.returncode != 0
+    assert message in r.stderr, r.stderr
