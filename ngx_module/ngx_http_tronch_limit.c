@@ -14,18 +14,37 @@
 #define NGX_HTTP_TRONCH_KIND_KEY       'k'
 #define NGX_HTTP_TRONCH_KIND_ADDRESS   'a'
 #define NGX_HTTP_TRONCH_EVICT_SCAN     16
+#define NGX_HTTP_TRONCH_FLUSH_EVERY    1000   /* ms */
+#define NGX_HTTP_TRONCH_FLUSH_MAX      1024   /* keys per flush; the rest wait a second */
+#define NGX_HTTP_TRONCH_FLUSH_TAKEOVER 3000   /* ms without a flush: another worker takes over */
+
+
+typedef struct {
+    char                         id[TRONCH_ID_MAX];
+    uint32_t                     requests;
+    uint32_t                     errors;
+    int64_t                      last_used;
+} ngx_http_tronch_usage_t;
 
 
 typedef struct {
     ngx_rbtree_node_t            node;          /* node.key: crc32 of data */
     ngx_queue_t                  queue;
-    int64_t                      tat;           /* microseconds, unix clock */
+    int64_t                      tat;           /* microseconds, unix clock; 0: none */
+    int64_t                      last_used;     /* unix seconds (keys) */
+    uint32_t                     requests;      /* usage not yet flushed (keys) */
+    uint32_t                     errors;
     u_char                       len;
     u_char                       data[NGX_HTTP_TRONCH_LIMIT_KEY_MAX];
 } ngx_http_tronch_lnode_t;
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+
+static ngx_http_tronch_main_conf_t      *ngx_http_tronch_flush_mcf;
+static ngx_event_t                       ngx_http_tronch_flush_timer;
+static ngx_connection_t                  ngx_http_tronch_flush_dummy;
+static ngx_http_tronch_usage_t          *ngx_http_tronch_flush_buf;
 
 
 static void
@@ -136,7 +155,7 @@ ngx_http_tronch_limit_evict(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_li
         prev = ngx_queue_prev(q);
         n = ngx_queue_data(q, ngx_http_tronch_lnode_t, queue);
 
-        if (n->tat <= now) {
+        if (n->tat <= now && n->requests == 0 && n->errors == 0) {
             ngx_queue_remove(q);
             ngx_rbtree_delete(&lsh->rbtree, &n->node);
             ngx_slab_free_locked(shpool, n);
@@ -158,18 +177,19 @@ ngx_http_tronch_limit_evict(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_li
 
 
 /*
- * One GCRA check on the state named by data. cost 1 spends; store 0 only looks (would one
- * more fit?). Returns the decision in d.
+ * One GCRA check on the state named by data (limit NULL: none, allowed). store 0 only looks
+ * (would one more fit?); usage 1 counts the request (and an error if refused) for the flush.
  */
 static void
 ngx_http_tronch_limit_check(ngx_http_tronch_main_conf_t *mcf, const u_char *data, size_t len,
-    const tronch_limit_t *limit, ngx_uint_t store, tronch_decision_t *d)
+    const tronch_limit_t *limit, ngx_uint_t store, ngx_uint_t usage, tronch_decision_t *d)
 {
     ngx_http_tronch_limit_sh_t  *lsh;
     ngx_slab_pool_t             *shpool;
     ngx_http_tronch_lnode_t     *n;
     uint32_t                     hash;
     int64_t                      now;
+    ngx_uint_t                   spend;
 
     lsh = ngx_http_tronch_limit_sh(mcf->shm_zone, &shpool);
     hash = ngx_crc32_short((u_char *) data, len);
@@ -179,9 +199,16 @@ ngx_http_tronch_limit_check(ngx_http_tronch_main_conf_t *mcf, const u_char *data
     now = ngx_http_tronch_now_us();
     n = ngx_http_tronch_limit_find(lsh, data, len, hash);
 
-    tronch_bridge_gcra(n ? n->tat : 0, now, limit, 1, d);
+    if (limit) {
+        tronch_bridge_gcra(n ? n->tat : 0, now, limit, 1, d);
+    } else {
+        ngx_memzero(d, sizeof(tronch_decision_t));
+        d->allowed = 1;
+    }
 
-    if (!store || !d->allowed) {
+    spend = (limit && store && d->allowed);
+
+    if (!spend && !usage) {
         if (n) {
             ngx_queue_remove(&n->queue);
             ngx_queue_insert_head(&lsh->lru, &n->queue);
@@ -199,7 +226,7 @@ ngx_http_tronch_limit_check(ngx_http_tronch_main_conf_t *mcf, const u_char *data
         }
 
         if (n == NULL) {
-            /* no room at all: allow (the decision stands), keep no state */
+            /* no room at all: the decision stands, no state is kept */
             ngx_shmtx_unlock(&shpool->mutex);
             return;
         }
@@ -215,9 +242,37 @@ ngx_http_tronch_limit_check(ngx_http_tronch_main_conf_t *mcf, const u_char *data
     }
 
     ngx_queue_insert_head(&lsh->lru, &n->queue);
-    n->tat = d->new_tat_us;
+
+    if (spend) {
+        n->tat = d->new_tat_us;
+    }
+
+    if (usage) {
+        n->requests++;
+        if (!d->allowed) {
+            n->errors++;
+        }
+        n->last_used = now / 1000000;
+    }
 
     ngx_shmtx_unlock(&shpool->mutex);
+}
+
+
+static size_t
+ngx_http_tronch_key_name(const tronch_record_t *rec, u_char *data)
+{
+    size_t  len;
+
+    len = ngx_strlen(rec->id);
+    if (len > NGX_HTTP_TRONCH_LIMIT_KEY_MAX - 1) {
+        len = NGX_HTTP_TRONCH_LIMIT_KEY_MAX - 1;
+    }
+
+    data[0] = NGX_HTTP_TRONCH_KIND_KEY;
+    ngx_memcpy(data + 1, rec->id, len);
+
+    return len + 1;
 }
 
 
@@ -251,19 +306,15 @@ ngx_http_tronch_limit_key(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mc
         ctx->limit = lcf->default_limit;
     }
 
+    len = ngx_http_tronch_key_name(rec, data);
+
     if (ctx->limit.rate == 0) {
-        ctx->decision.allowed = 1;   /* no limit at all: no headers */
+        /* no limit at all: no headers, but the request is counted */
+        ngx_http_tronch_limit_check(mcf, data, len, NULL, 0, 1, &ctx->decision);
         return NGX_OK;
     }
 
-    len = ngx_strlen(rec->id);
-    if (len > NGX_HTTP_TRONCH_LIMIT_KEY_MAX - 1) {
-        len = NGX_HTTP_TRONCH_LIMIT_KEY_MAX - 1;
-    }
-    data[0] = NGX_HTTP_TRONCH_KIND_KEY;
-    ngx_memcpy(data + 1, rec->id, len);
-
-    ngx_http_tronch_limit_check(mcf, data, len + 1, &ctx->limit, 1, &ctx->decision);
+    ngx_http_tronch_limit_check(mcf, data, len, &ctx->limit, 1, 1, &ctx->decision);
 
     ctx->limit_headers = 1;
     st = ngx_http_tronch_stats(mcf->shm_zone);
@@ -325,7 +376,7 @@ ngx_http_tronch_limit_address_check(ngx_http_request_t *r, ngx_http_tronch_main_
 
     len = ngx_http_tronch_address_name(r, data);
 
-    ngx_http_tronch_limit_check(mcf, data, len, &lcf->address_limit, 0, &ctx->decision);
+    ngx_http_tronch_limit_check(mcf, data, len, &lcf->address_limit, 0, 0, &ctx->decision);
 
     if (ctx->decision.allowed) {
         ngx_memzero(&ctx->decision, sizeof(tronch_decision_t));
@@ -354,7 +405,7 @@ ngx_http_tronch_limit_address_fail(ngx_http_request_t *r, ngx_http_tronch_main_c
     }
 
     len = ngx_http_tronch_address_name(r, data);
-    ngx_http_tronch_limit_check(mcf, data, len, &lcf->address_limit, 1, &d);
+    ngx_http_tronch_limit_check(mcf, data, len, &lcf->address_limit, 1, 0, &d);
     (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(mcf->shm_zone)->limit_address_failures, 1);
 }
 
@@ -443,13 +494,217 @@ ngx_http_tronch_limit_header_filter(ngx_http_request_t *r)
 }
 
 
+/* usage: an upstream 5xx on an authenticated request is an error of its key */
+
+static ngx_int_t
+ngx_http_tronch_limit_log_handler(ngx_http_request_t *r)
+{
+    ngx_http_tronch_main_conf_t  *mcf;
+    ngx_http_tronch_ctx_t        *ctx;
+    ngx_http_tronch_limit_sh_t   *lsh;
+    ngx_slab_pool_t              *shpool;
+    ngx_http_tronch_lnode_t      *n;
+    u_char                        data[NGX_HTTP_TRONCH_LIMIT_KEY_MAX];
+    size_t                        len;
+
+    if (r != r->main || r->headers_out.status < 500) {
+        return NGX_OK;
+    }
+
+    ctx = ngx_http_tronch_get_ctx(r);
+
+    if (ctx == NULL || !ctx->passed || ctx->result != TRONCH_RESULT_OK || !ctx->limit_checked
+        || ctx->answer.record.id[0] == '\0')
+    {
+        return NGX_OK;
+    }
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_tronch_module);
+    lsh = ngx_http_tronch_limit_sh(mcf->shm_zone, &shpool);
+    len = ngx_http_tronch_key_name(&ctx->answer.record, data);
+
+    ngx_shmtx_lock(&shpool->mutex);
+    n = ngx_http_tronch_limit_find(lsh, data, len, ngx_crc32_short(data, len));
+    if (n) {
+        n->errors++;
+    }
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+/* usage flush: one worker (the owner) sends the deltas each second */
+
+static ngx_uint_t
+ngx_http_tronch_flush_collect(ngx_http_tronch_main_conf_t *mcf)
+{
+    ngx_http_tronch_limit_sh_t  *lsh;
+    ngx_slab_pool_t             *shpool;
+    ngx_queue_t                 *q;
+    ngx_http_tronch_lnode_t     *n;
+    ngx_http_tronch_usage_t     *u;
+    ngx_uint_t                   count;
+    ngx_atomic_uint_t            pid;
+
+    lsh = ngx_http_tronch_limit_sh(mcf->shm_zone, &shpool);
+    pid = (ngx_atomic_uint_t) ngx_pid;
+    count = 0;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    if (lsh->flush_owner != pid) {
+        if (lsh->flush_owner != 0
+            && ngx_current_msec - lsh->flush_seen < NGX_HTTP_TRONCH_FLUSH_TAKEOVER)
+        {
+            ngx_shmtx_unlock(&shpool->mutex);
+            return 0;   /* another worker flushes */
+        }
+        lsh->flush_owner = pid;
+    }
+
+    lsh->flush_seen = ngx_current_msec;
+
+    for (q = ngx_queue_head(&lsh->lru);
+         q != ngx_queue_sentinel(&lsh->lru) && count < NGX_HTTP_TRONCH_FLUSH_MAX;
+         q = ngx_queue_next(q))
+    {
+        n = ngx_queue_data(q, ngx_http_tronch_lnode_t, queue);
+
+        if (n->data[0] != NGX_HTTP_TRONCH_KIND_KEY || (n->requests == 0 && n->errors == 0)) {
+            continue;
+        }
+
+        u = &ngx_http_tronch_flush_buf[count++];
+        ngx_memcpy(u->id, n->data + 1, n->len - 1);
+        u->id[n->len - 1] = '\0';
+        u->requests = n->requests;
+        u->errors = n->errors;
+        u->last_used = n->last_used;
+        n->requests = 0;
+        n->errors = 0;
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return count;
+}
+
+
+static void
+ngx_http_tronch_flush_handler(ngx_event_t *ev)
+{
+    ngx_http_tronch_main_conf_t  *mcf = ngx_http_tronch_flush_mcf;
+    ngx_http_tronch_usage_t      *u;
+    ngx_uint_t                    i, count, failed;
+    int64_t                       bucket;
+    char                          field[TRONCH_ID_MAX + 32];
+    size_t                        len;
+
+    if (mcf == NULL || ngx_exiting || ngx_quit || ngx_terminate) {
+        return;
+    }
+
+    /* with Redis down the counts stay in shm until it is back */
+    if (ngx_http_tronch_redis_ready()) {
+        count = ngx_http_tronch_flush_collect(mcf);
+        bucket = (int64_t) ngx_time();
+        bucket -= bucket % TRONCH_USAGE_BUCKET_SECONDS;
+        failed = 0;
+
+        for (i = 0; i < count; i++) {
+            u = &ngx_http_tronch_flush_buf[i];
+
+            if (u->requests) {
+                len = tronch_bridge_usage_field(u->id, bucket, 'r', field, sizeof(field));
+                failed += (len == 0
+                           || ngx_http_tronch_redis_usage(field, len, u->requests, 0) != NGX_OK);
+            }
+
+            if (u->errors) {
+                len = tronch_bridge_usage_field(u->id, bucket, 'e', field, sizeof(field));
+                failed += (len == 0
+                           || ngx_http_tronch_redis_usage(field, len, u->errors, 0) != NGX_OK);
+            }
+
+            len = tronch_bridge_usage_field(u->id, 0, 'l', field, sizeof(field));
+            failed += (len == 0
+                       || ngx_http_tronch_redis_usage(field, len, u->last_used, 1) != NGX_OK);
+        }
+
+        if (count) {
+            (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(mcf->shm_zone)->usage_flushes, 1);
+        }
+
+        if (failed) {
+            (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(mcf->shm_zone)->usage_flush_errors,
+                                        failed);
+        }
+    }
+
+    ngx_add_timer(ev, NGX_HTTP_TRONCH_FLUSH_EVERY);
+}
+
+
+void
+ngx_http_tronch_limit_init_process(ngx_cycle_t *cycle, ngx_http_tronch_main_conf_t *mcf)
+{
+    ngx_http_tronch_flush_buf = ngx_alloc(NGX_HTTP_TRONCH_FLUSH_MAX * sizeof(ngx_http_tronch_usage_t),
+                                          cycle->log);
+    if (ngx_http_tronch_flush_buf == NULL) {
+        return;
+    }
+
+    ngx_http_tronch_flush_mcf = mcf;
+
+    ngx_memzero(&ngx_http_tronch_flush_dummy, sizeof(ngx_connection_t));
+    ngx_memzero(&ngx_http_tronch_flush_timer, sizeof(ngx_event_t));
+    ngx_http_tronch_flush_dummy.fd = (ngx_socket_t) -1;
+    ngx_http_tronch_flush_dummy.log = cycle->log;
+    ngx_http_tronch_flush_timer.data = &ngx_http_tronch_flush_dummy;
+    ngx_http_tronch_flush_timer.handler = ngx_http_tronch_flush_handler;
+    ngx_http_tronch_flush_timer.log = cycle->log;
+    ngx_http_tronch_flush_timer.cancelable = 1;
+
+    ngx_add_timer(&ngx_http_tronch_flush_timer, NGX_HTTP_TRONCH_FLUSH_EVERY);
+}
+
+
+void
+ngx_http_tronch_limit_exit_process(ngx_cycle_t *cycle)
+{
+    (void) cycle;
+
+    if (ngx_http_tronch_flush_timer.timer_set) {
+        ngx_del_timer(&ngx_http_tronch_flush_timer);
+    }
+
+    if (ngx_http_tronch_flush_buf) {
+        ngx_free(ngx_http_tronch_flush_buf);
+        ngx_http_tronch_flush_buf = NULL;
+    }
+
+    ngx_http_tronch_flush_mcf = NULL;
+}
+
+
 ngx_int_t
 ngx_http_tronch_limit_init(ngx_conf_t *cf)
 {
-    (void) cf;
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
 
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_tronch_limit_header_filter;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_tronch_limit_log_handler;
 
     return NGX_OK;
 }

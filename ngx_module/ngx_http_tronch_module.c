@@ -607,12 +607,19 @@ ngx_http_tronch_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_http_tronch_redis_init_process(cycle, mcf);
+    if (ngx_http_tronch_redis_init_process(cycle, mcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_tronch_limit_init_process(cycle, mcf);
+
+    return NGX_OK;
 }
 
 
 static void
 ngx_http_tronch_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_tronch_limit_exit_process(cycle);
     ngx_http_tronch_redis_exit_process(cycle);
 }

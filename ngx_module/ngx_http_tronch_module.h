@@ -207,7 +207,9 @@ ngx_int_t ngx_http_tronch_limit_address_check(ngx_http_request_t *r, ngx_http_tr
 /* A failed authentication from this address spends one from its budget. */
 void ngx_http_tronch_limit_address_fail(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
     ngx_http_tronch_loc_conf_t *lcf);
-ngx_int_t ngx_http_tronch_limit_init(ngx_conf_t *cf);   /* header filter */
+ngx_int_t ngx_http_tronch_limit_init(ngx_conf_t *cf);   /* header filter, log handler */
+void ngx_http_tronch_limit_init_process(ngx_cycle_t *cycle, ngx_http_tronch_main_conf_t *mcf);
+void ngx_http_tronch_limit_exit_process(ngx_cycle_t *cycle);
 
 /* ngx_http_tronch_redis.c */
 typedef enum {
@@ -227,6 +229,9 @@ ngx_http_tronch_pending_t *ngx_http_tronch_redis_lookup(const char *hex,
     ngx_http_tronch_lookup_done_pt done, void *data, ngx_log_t *log);
 /* The caller no longer wants the answer (request gone, or timed out). */
 void ngx_http_tronch_redis_cancel(ngx_http_tronch_pending_t *p, ngx_uint_t timed_out);
+
+ngx_uint_t ngx_http_tronch_redis_ready(void);
+ngx_int_t ngx_http_tronch_redis_usage(const char *field, size_t len, int64_t value, ngx_uint_t set);
 
 /* ngx_http_tronch_status.c */
 ngx_int_t ngx_http_tronch_status_handler(ngx_http_request_t *r);

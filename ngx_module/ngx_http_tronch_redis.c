@@ -729,3 +729,56 @@ ngx_http_tronch_redis_exit_process(ngx_cycle_t *cycle)
 
     ngx_http_tronch_redis_mcf = NULL;
 }
+
+
+/* usage flushes: fire and forget on the command link */
+
+ngx_uint_t
+ngx_http_tronch_redis_ready(void)
+{
+    return ngx_http_tronch_redis_mcf != NULL && !ngx_http_tronch_redis_exiting
+           && ngx_http_tronch_cmd_link.ac != NULL
+           && ngx_http_tronch_cmd_link.state == NGX_HTTP_TRONCH_LINK_UP;
+}
+
+
+static void
+ngx_http_tronch_usage_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply  *reply = r;
+
+    (void) ac;
+    (void) privdata;
+
+    if (ngx_http_tronch_redis_mcf == NULL || ngx_http_tronch_redis_exiting) {
+        return;
+    }
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone)->usage_flush_errors, 1);
+        if (reply) {
+            ngx_log_error(NGX_LOG_ERR, ngx_http_tronch_redis_log, 0,
+                          "tronch: redis usage flush failed: %s", reply->str);
+        }
+    }
+}
+
+
+/* HINCRBY (set == 0) or HSET (set == 1) on the usage pending hash. */
+ngx_int_t
+ngx_http_tronch_redis_usage(const char *field, size_t len, int64_t value, ngx_uint_t set)
+{
+    if (!ngx_http_tronch_redis_ready()) {
+        return NGX_ERROR;
+    }
+
+    if (redisAsyncCommand(ngx_http_tronch_cmd_link.ac, ngx_http_tronch_usage_reply, NULL,
+                          set ? "HSET %s %b %lld" : "HINCRBY %s %b %lld",
+                          tronch_bridge_usage_pending_key(), field, len, (long long) value)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}

@@ -23,6 +23,7 @@ static_assert(TRONCH_MAX_CIDRS == tronch::kMaxCidrs);
 static_assert(TRONCH_PREFIX_MAX > tronch::kDisplayPrefixLength);
 static_assert(TRONCH_RESULT_COUNT == static_cast<int>(tronch::AuthResult::count_));
 static_assert(TRONCH_STATUS_REVOKED == static_cast<int>(tronch::KeyStatus::revoked));
+static_assert(TRONCH_USAGE_BUCKET_SECONDS == tronch::redis_keys::kUsageBucketSeconds);
 static_assert(TRONCH_ENV_TEST == static_cast<int>(tronch::Environment::test));
 
 namespace {
@@ -282,6 +283,24 @@ void tronch_bridge_limit_headers(const tronch_limit_t* limit, const tronch_decis
     out->reset_len = tronch::format_integer(tronch::ceil_seconds(dd.reset_after_us), out->reset, sizeof(out->reset));
     out->retry_after_len =
         tronch::format_integer(tronch::retry_after_seconds(dd), out->retry_after, sizeof(out->retry_after));
+}
+
+const char* tronch_bridge_usage_pending_key() noexcept {
+    static const std::string name(tronch::redis_keys::kUsagePending);
+    return name.c_str();
+}
+
+std::size_t tronch_bridge_usage_field(const char* id, int64_t bucket_start, char counter, char* out,
+                                      std::size_t out_len) noexcept {
+    try {
+        std::string f = tronch::redis_keys::usage_field(id, bucket_start,
+                                                        static_cast<tronch::redis_keys::UsageCounter>(counter));
+        if (f.size() > out_len) return 0;
+        std::memcpy(out, f.data(), f.size());
+        return f.size();
+    } catch (...) {
+        return 0;
+    }
 }
 
 const char* tronch_bridge_gcra_script(std::size_t* len) noexcept {

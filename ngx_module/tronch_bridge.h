@@ -154,6 +154,12 @@ void tronch_bridge_gcra(int64_t stored_tat_us, int64_t now_us, const tronch_limi
 void tronch_bridge_limit_share(const tronch_limit_t *limit, int64_t nodes, tronch_limit_t *out) TRONCH_NOEXCEPT;
 void tronch_bridge_limit_headers(const tronch_limit_t *limit, const tronch_decision_t *d,
     tronch_limit_headers_t *out) TRONCH_NOEXCEPT;
+/* Usage: the pending hash's name (static, NUL terminated), and a field of it:
+ * counter 'r' requests, 'e' errors, 'l' last used (bucket 0). Returns the length or 0. */
+const char *tronch_bridge_usage_pending_key(void) TRONCH_NOEXCEPT;
+size_t tronch_bridge_usage_field(const char *id, int64_t bucket_start, char counter,
+    char *out, size_t out_len) TRONCH_NOEXCEPT;
+#define TRONCH_USAGE_BUCKET_SECONDS  60
 /* The Redis GCRA Lua script (static storage). */
 const char *tronch_bridge_gcra_script(size_t *len) TRONCH_NOEXCEPT;
 

@@ -13,6 +13,7 @@ import requests
 
 from module_support import Keys, bearer, http_block, problem, status_metrics
 from module_support import testkit as kit
+from tronch_harness import free_port
 
 
 @pytest.fixture
@@ -26,13 +27,15 @@ LOCATIONS = """
         location /default/ { tronch on; tronch_default_limit rate=10r/m burst=2; PROTECT }
         location /nolimit/ { tronch on; tronch_default_limit off; tronch_address_limit off; PROTECT }
         location /live/ { tronch on; tronch_environment live; PROTECT }
+        location /fail/ { tronch on; proxy_pass http://127.0.0.1:DEADPORT; }
 """
 EXTRA = "tronch_address_limit rate=5r/m;"
 
 
 @pytest.fixture
 def ngx(nginx_factory, redis_server):
-    return nginx_factory(http_block(f"127.0.0.1:{redis_server.port}", locations=LOCATIONS,
+    locations = LOCATIONS.replace("DEADPORT", str(free_port()))
+    return nginx_factory(http_block(f"127.0.0.1:{redis_server.port}", locations=locations,
                                     extra_http=EXTRA), workers=2)
 
 
@@ -190,3 +193,43 @@ def test_directive_errors(nginx_factory, redis_server, directive, message):
     r = ngx.test_config()
     assert r.returncode != 0
     assert message in r.stderr, r.stderr
+
+
+def usage_counts(redis_client, key_id):
+    fields = redis_client.hgetall("tronch:usage:pending")
+    out = {"r": 0, "e": 0, "l": None}
+    for f, v in fields.items():
+        kid, bucket, counter = f.split("|")
+        if kid != key_id:
+            continue
+        if counter == "l":
+            assert bucket == "0"
+            out["l"] = int(v)
+        else:
+            assert int(bucket) % 60 == 0
+            out[counter] += int(v)
+    return out
+
+
+def test_usage_reaches_redis(ngx, keys, redis_client):
+    limited_key, _, limited_id = keys.make("live", limit=(2, 60, 0))
+    plain_key, _, plain_id = keys.make("live")
+    for _ in range(5):
+        requests.get(ngx.url("/"), headers=bearer(limited_key), timeout=5)
+    for path in ("/fail/", "/fail/", "/"):
+        requests.get(ngx.url(path), headers=bearer(plain_key), timeout=5)
+    requests.get(ngx.url("/"), headers=bearer("tronch_sk_live_nonsense"), timeout=5)  # not counted
+    deadline = time.monotonic() + 5
+    want = {limited_id: (5, 3), plain_id: (3, 2)}
+    while True:
+        got = {kid: usage_counts(redis_client, kid) for kid in want}
+        if all((got[k]["r"], got[k]["e"]) == want[k] for k in want):
+            break
+        assert time.monotonic() < deadline, got
+        time.sleep(0.1)
+    now = int(time.time())
+    for kid in want:
+        assert now - 5 <= got[kid]["l"] <= now + 1
+    assert status_metrics(ngx)["tronch_usage_flushes_total"] >= 1
+    time.sleep(1.5)   # nothing more to flush: the counts do not grow
+    assert {kid: usage_counts(redis_client, kid)["r"] for kid in want} == {limited_id: 5, plain_id: 3}
