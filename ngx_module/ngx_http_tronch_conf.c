@@ -595,10 +595,7 @@ ngx_http_tronch_limit_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         mcf->limit_policy = NGX_HTTP_TRONCH_POLICY_LOCAL;
 
     } else if (ngx_strcmp(value[1].data, "redis") == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"tronch_limit_policy\" directive: \"redis\" is not implemented yet, "
-                           "use \"local\"");
-        return NGX_CONF_ERROR;
+        mcf->limit_policy = NGX_HTTP_TRONCH_POLICY_REDIS;
 
     } else {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

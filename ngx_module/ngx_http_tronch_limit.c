@@ -177,7 +177,7 @@ ngx_http_tronch_limit_evict(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_li
 
 
 /*
- * One GCRA check on the state named by data (limit NULL: none, allowed). store 0 only looks
+ * One GCRA check on the state named by data (limit NULL: no check, d is given). store 0 only looks
  * (would one more fit?); usage 1 counts the request (and an error if refused) for the flush.
  */
 static void
@@ -201,10 +201,7 @@ ngx_http_tronch_limit_check(ngx_http_tronch_main_conf_t *mcf, const u_char *data
 
     if (limit) {
         tronch_bridge_gcra(n ? n->tat : 0, now, limit, 1, d);
-    } else {
-        ngx_memzero(d, sizeof(tronch_decision_t));
-        d->allowed = 1;
-    }
+    }   /* else: d is the caller's (no limit, or Redis decided) */
 
     spend = (limit && store && d->allowed);
 
@@ -276,14 +273,75 @@ ngx_http_tronch_key_name(const tronch_record_t *rec, u_char *data)
 }
 
 
+static ngx_int_t
+ngx_http_tronch_limit_decided(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_ctx_t *ctx)
+{
+    ngx_http_tronch_stats_t  *st = ngx_http_tronch_stats(mcf->shm_zone);
+
+    ctx->limit_headers = 1;
+
+    if (ctx->decision.allowed) {
+        (void) ngx_atomic_fetch_add(&st->limit_allowed, 1);
+        return NGX_OK;
+    }
+
+    (void) ngx_atomic_fetch_add(&st->limit_limited, 1);
+    return NGX_DECLINED;
+}
+
+
+/* The check in this node's shm; degraded: Redis is unreachable under the redis policy, so
+ * this node takes its share of the limit (tronch_nodes). */
+static ngx_int_t
+ngx_http_tronch_limit_local(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_ctx_t *ctx,
+    ngx_uint_t degraded)
+{
+    u_char          data[NGX_HTTP_TRONCH_LIMIT_KEY_MAX];
+    size_t          len;
+    tronch_limit_t  whole;
+
+    if (degraded) {
+        whole = ctx->limit;
+        tronch_bridge_limit_share(&whole, mcf->nodes, &ctx->limit);
+        ctx->limit_degraded = 1;
+        (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(mcf->shm_zone)->limit_degraded, 1);
+    }
+
+    len = ngx_http_tronch_key_name(&ctx->answer.record, data);
+    ngx_http_tronch_limit_check(mcf, data, len, &ctx->limit, 1, 1, &ctx->decision);
+
+    return ngx_http_tronch_limit_decided(mcf, ctx);
+}
+
+
+ngx_int_t
+ngx_http_tronch_limit_redis_done(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_ctx_t *ctx,
+    ngx_int_t rc, const tronch_decision_t *d)
+{
+    u_char  data[NGX_HTTP_TRONCH_LIMIT_KEY_MAX];
+    size_t  len;
+
+    if (rc != NGX_OK || d == NULL) {
+        return ngx_http_tronch_limit_local(mcf, ctx, 1);
+    }
+
+    ctx->decision = *d;
+
+    /* usage only: the state is in Redis */
+    len = ngx_http_tronch_key_name(&ctx->answer.record, data);
+    ngx_http_tronch_limit_check(mcf, data, len, NULL, 0, 1, &ctx->decision);
+
+    return ngx_http_tronch_limit_decided(mcf, ctx);
+}
+
+
 ngx_int_t
 ngx_http_tronch_limit_key(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
-    ngx_http_tronch_loc_conf_t *lcf, ngx_http_tronch_ctx_t *ctx)
+    ngx_http_tronch_loc_conf_t *lcf, ngx_http_tronch_ctx_t *ctx, ngx_http_tronch_gcra_done_pt done)
 {
-    const tronch_record_t    *rec = &ctx->answer.record;
-    ngx_http_tronch_stats_t  *st;
-    u_char                    data[NGX_HTTP_TRONCH_LIMIT_KEY_MAX];
-    size_t                    len;
+    const tronch_record_t  *rec = &ctx->answer.record;
+    u_char                  data[NGX_HTTP_TRONCH_LIMIT_KEY_MAX];
+    size_t                  len;
 
     if (ctx->limit_checked) {
         /* an internal redirect: the request was counted once */
@@ -306,26 +364,26 @@ ngx_http_tronch_limit_key(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mc
         ctx->limit = lcf->default_limit;
     }
 
-    len = ngx_http_tronch_key_name(rec, data);
-
     if (ctx->limit.rate == 0) {
         /* no limit at all: no headers, but the request is counted */
+        ngx_memzero(&ctx->decision, sizeof(tronch_decision_t));
+        ctx->decision.allowed = 1;
+        len = ngx_http_tronch_key_name(rec, data);
         ngx_http_tronch_limit_check(mcf, data, len, NULL, 0, 1, &ctx->decision);
         return NGX_OK;
     }
 
-    ngx_http_tronch_limit_check(mcf, data, len, &ctx->limit, 1, 1, &ctx->decision);
+    if (mcf->limit_policy == NGX_HTTP_TRONCH_POLICY_REDIS) {
+        ctx->pending = ngx_http_tronch_redis_gcra(rec->id, &ctx->limit, done, ctx);
 
-    ctx->limit_headers = 1;
-    st = ngx_http_tronch_stats(mcf->shm_zone);
+        if (ctx->pending) {
+            return NGX_AGAIN;
+        }
 
-    if (ctx->decision.allowed) {
-        (void) ngx_atomic_fetch_add(&st->limit_allowed, 1);
-        return NGX_OK;
+        return ngx_http_tronch_limit_local(mcf, ctx, 1);
     }
 
-    (void) ngx_atomic_fetch_add(&st->limit_limited, 1);
-    return NGX_DECLINED;
+    return ngx_http_tronch_limit_local(mcf, ctx, 0);
 }
 
 

@@ -12,6 +12,8 @@
 static ngx_int_t ngx_http_tronch_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_tronch_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_tronch_init_process(ngx_cycle_t *cycle);
+static void ngx_http_tronch_limit_done(void *data, ngx_int_t rc, const tronch_decision_t *d);
+static void ngx_http_tronch_suspend(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf);
 static void ngx_http_tronch_exit_process(ngx_cycle_t *cycle);
 
 
@@ -161,6 +163,7 @@ ngx_http_tronch_decide(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
     ngx_http_tronch_loc_conf_t *lcf, ngx_http_tronch_ctx_t *ctx)
 {
     const tronch_record_t  *rec;
+    ngx_int_t               rc;
 
     if (!ctx->have_answer) {
         if (lcf->failure_mode == NGX_HTTP_TRONCH_FAIL_OPEN) {
@@ -199,7 +202,15 @@ ngx_http_tronch_decide(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
     }
 
     /* authenticated and authorised: only now may the key's quota be spent */
-    if (ngx_http_tronch_limit_key(r, mcf, lcf, ctx) != NGX_OK) {
+    rc = ngx_http_tronch_limit_key(r, mcf, lcf, ctx, ngx_http_tronch_limit_done);
+
+    if (rc == NGX_AGAIN) {
+        ctx->state = NGX_HTTP_TRONCH_STATE_LIMIT_WAITING;
+        ngx_http_tronch_suspend(r, mcf);
+        return NGX_AGAIN;
+    }
+
+    if (rc != NGX_OK) {
         return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_RATE_LIMITED);
     }
 
@@ -256,6 +267,21 @@ ngx_http_tronch_wait_handler(ngx_http_request_t *r)
         if (p) {
             ngx_http_tronch_redis_cancel(p, 1);
         }
+
+    } else if (ctx && ctx->state == NGX_HTTP_TRONCH_STATE_LIMIT_WAITING) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "tronch: redis rate limit check timed out, degraded to local limits");
+
+        p = ctx->pending;
+        ctx->pending = NULL;
+
+        if (p) {
+            ngx_http_tronch_redis_cancel(p, 1);
+        }
+
+        (void) ngx_http_tronch_limit_redis_done(
+                   ngx_http_get_module_main_conf(r, ngx_http_tronch_module), ctx, NGX_ERROR, NULL);
+        ctx->state = NGX_HTTP_TRONCH_STATE_LIMIT_ANSWERED;
     }
 
     if (ngx_handle_read_event(r->connection->read, 0) != NGX_OK) {
@@ -327,6 +353,45 @@ ngx_http_tronch_lookup_done(void *data, ngx_http_tronch_lookup_rc_e rc, ngx_uint
 }
 
 
+/* The Redis GCRA check answered (or failed: degraded), then resume the request. */
+static void
+ngx_http_tronch_limit_done(void *data, ngx_int_t rc, const tronch_decision_t *d)
+{
+    ngx_http_tronch_ctx_t  *ctx = data;
+    ngx_http_request_t     *r = ctx->request;
+    ngx_connection_t       *c;
+
+    ctx->pending = NULL;
+
+    if (r == NULL || ctx->state != NGX_HTTP_TRONCH_STATE_LIMIT_WAITING) {
+        return;
+    }
+
+    (void) ngx_http_tronch_limit_redis_done(ngx_http_get_module_main_conf(r, ngx_http_tronch_module),
+                                            ctx, rc, d);
+    ctx->state = NGX_HTTP_TRONCH_STATE_LIMIT_ANSWERED;
+
+    c = r->connection;
+    ngx_http_tronch_resume(r);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* The request waits for Redis (lookup or limit check): nginx timer on its write event. */
+static void
+ngx_http_tronch_suspend(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf)
+{
+    ngx_event_t  *wev;
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_http_tronch_wait_handler;
+
+    wev = r->connection->write;
+    wev->delayed = 1;
+    ngx_add_timer(wev, mcf->redis_timeout);
+}
+
+
 static ngx_int_t
 ngx_http_tronch_access_handler(ngx_http_request_t *r)
 {
@@ -337,7 +402,6 @@ ngx_http_tronch_access_handler(ngx_http_request_t *r)
     ngx_table_elt_t              *elt;
     ngx_str_t                     key;
     ngx_http_tronch_cache_rc_e    crc;
-    ngx_event_t                  *wev;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_tronch_module);
     if (!lcf->enable) {
@@ -353,7 +417,14 @@ ngx_http_tronch_access_handler(ngx_http_request_t *r)
         switch (ctx->state) {
 
         case NGX_HTTP_TRONCH_STATE_WAITING:
+        case NGX_HTTP_TRONCH_STATE_LIMIT_WAITING:
             return NGX_AGAIN;
+
+        case NGX_HTTP_TRONCH_STATE_LIMIT_ANSWERED:
+            if (ctx->decision.allowed) {
+                return ngx_http_tronch_pass(r, mcf, ctx, TRONCH_RESULT_OK);
+            }
+            return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_RATE_LIMITED);
 
         case NGX_HTTP_TRONCH_STATE_ANSWERED:
             if (!ctx->have_answer && ctx->stale) {
@@ -444,13 +515,7 @@ ngx_http_tronch_access_handler(ngx_http_request_t *r)
     }
 
     ctx->state = NGX_HTTP_TRONCH_STATE_WAITING;
-
-    r->read_event_handler = ngx_http_test_reading;
-    r->write_event_handler = ngx_http_tronch_wait_handler;
-
-    wev = r->connection->write;
-    wev->delayed = 1;
-    ngx_add_timer(wev, mcf->redis_timeout);
+    ngx_http_tronch_suspend(r, mcf);
 
     return NGX_AGAIN;
 }

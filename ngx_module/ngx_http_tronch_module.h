@@ -122,12 +122,16 @@ typedef struct {
 extern ngx_module_t  ngx_http_tronch_module;
 
 typedef struct ngx_http_tronch_pending_s  ngx_http_tronch_pending_t;
+/* rc NGX_OK with the decision, or NGX_ERROR (Redis failed: go degraded). */
+typedef void (*ngx_http_tronch_gcra_done_pt)(void *data, ngx_int_t rc, const tronch_decision_t *d);
 
 
 typedef enum {
     NGX_HTTP_TRONCH_STATE_NEW = 0,
     NGX_HTTP_TRONCH_STATE_WAITING,    /* Redis lookup in flight, request suspended */
     NGX_HTTP_TRONCH_STATE_ANSWERED,   /* lookup finished (or failed): decide */
+    NGX_HTTP_TRONCH_STATE_LIMIT_WAITING,   /* Redis GCRA check in flight, request suspended */
+    NGX_HTTP_TRONCH_STATE_LIMIT_ANSWERED,  /* ctx->decision is final */
     NGX_HTTP_TRONCH_STATE_DECIDED
 } ngx_http_tronch_state_e;
 
@@ -200,7 +204,10 @@ void ngx_http_tronch_limit_init_sh(ngx_http_tronch_limit_sh_t *lsh);
 /* The key's limit (record, else tronch_default_limit): NGX_OK allowed or no limit,
  * NGX_DECLINED over the limit (ctx->decision says by how much). */
 ngx_int_t ngx_http_tronch_limit_key(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
-    ngx_http_tronch_loc_conf_t *lcf, ngx_http_tronch_ctx_t *ctx);
+    ngx_http_tronch_loc_conf_t *lcf, ngx_http_tronch_ctx_t *ctx, ngx_http_tronch_gcra_done_pt done);
+/* The Redis check's answer (rc NGX_OK and d), or its failure (degraded local check). */
+ngx_int_t ngx_http_tronch_limit_redis_done(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_ctx_t *ctx,
+    ngx_int_t rc, const tronch_decision_t *d);
 /* NGX_DECLINED if the client address has no failure budget left (ctx filled for headers). */
 ngx_int_t ngx_http_tronch_limit_address_check(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
     ngx_http_tronch_loc_conf_t *lcf, ngx_http_tronch_ctx_t *ctx);
@@ -231,6 +238,8 @@ ngx_http_tronch_pending_t *ngx_http_tronch_redis_lookup(const char *hex,
 void ngx_http_tronch_redis_cancel(ngx_http_tronch_pending_t *p, ngx_uint_t timed_out);
 
 ngx_uint_t ngx_http_tronch_redis_ready(void);
+ngx_http_tronch_pending_t *ngx_http_tronch_redis_gcra(const char *key_id, const tronch_limit_t *limit,
+    ngx_http_tronch_gcra_done_pt done, void *data);
 ngx_int_t ngx_http_tronch_redis_usage(const char *field, size_t len, int64_t value, ngx_uint_t set);
 
 /* ngx_http_tronch_status.c */

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
 
 #include "tronch/cidr.hpp"
 #include "tronch/errors.hpp"
@@ -301,6 +302,34 @@ std::size_t tronch_bridge_usage_field(const char* id, int64_t bucket_start, char
     } catch (...) {
         return 0;
     }
+}
+
+std::size_t tronch_bridge_rate_limit_key(const char* id, char* out, std::size_t out_len) noexcept {
+    try {
+        std::string name = tronch::redis_keys::rate_limit_key(id);
+        if (name.size() + 1 > out_len) return 0;
+        std::memcpy(out, name.c_str(), name.size() + 1);
+        return name.size();
+    } catch (...) {
+        return 0;
+    }
+}
+
+void tronch_bridge_limit_params(const tronch_limit_t* limit, int64_t* interval_us, int64_t* capacity) noexcept {
+    tronch::GcraLimit g = to_gcra(limit);
+    *interval_us = g.emission_interval_us();
+    *capacity = g.capacity();
+}
+
+int tronch_bridge_gcra_script_sha1(char out[41]) noexcept {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    if (EVP_Digest(tronch::kGcraLuaScript.data(), tronch::kGcraLuaScript.size(), md, &length, EVP_sha1(),
+                   nullptr) != 1 || length != 20)
+        return -1;
+    tronch::hex_encode(md, length, out);
+    out[40] = '\0';
+    return 0;
 }
 
 const char* tronch_bridge_gcra_script(std::size_t* len) noexcept {

@@ -160,6 +160,13 @@ const char *tronch_bridge_usage_pending_key(void) TRONCH_NOEXCEPT;
 size_t tronch_bridge_usage_field(const char *id, int64_t bucket_start, char counter,
     char *out, size_t out_len) TRONCH_NOEXCEPT;
 #define TRONCH_USAGE_BUCKET_SECONDS  60
+/* The Redis name of a key's GCRA state (NUL terminated); returns its length or 0. */
+size_t tronch_bridge_rate_limit_key(const char *id, char *out, size_t out_len) TRONCH_NOEXCEPT;
+/* The script's arguments for a limit: emission interval (us) and capacity. */
+void tronch_bridge_limit_params(const tronch_limit_t *limit, int64_t *interval_us,
+    int64_t *capacity) TRONCH_NOEXCEPT;
+/* SHA-1 of the script in hex (40 characters + NUL), for EVALSHA. 0 on success. */
+int tronch_bridge_gcra_script_sha1(char out[41]) TRONCH_NOEXCEPT;
 /* The Redis GCRA Lua script (static storage). */
 const char *tronch_bridge_gcra_script(size_t *len) TRONCH_NOEXCEPT;
 

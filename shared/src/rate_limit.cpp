@@ -77,8 +77,11 @@ bool parse_limit_spec(std::string_view text, GcraLimit& out, std::string& error)
 // doubles are exact. Stored as an integer string; "%d" is a 64-bit long on LP64 builds.
 const std::string_view kGcraLuaScript = R"lua(
 if redis.replicate_commands then pcall(redis.replicate_commands) end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = tonumber(ARGV[4])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
 local interval = tonumber(ARGV[1])
 local capacity = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])

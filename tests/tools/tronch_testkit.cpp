@@ -15,6 +15,9 @@
 //                                           -> the headers of n requests at one instant:
 //      line 1: "<RateLimit-Policy> <X-RateLimit-Limit>"
 //      then per request: "<allowed 0|1> <RateLimit> <Remaining> <Reset> <Retry-After or ->"
+//   tronch_testkit gcra-script              -> the Redis GCRA Lua script
+//   tronch_testkit gcra-seq <rate> <period s> <burst> <now us>...
+//      line 1: "<interval us> <capacity>", then per check: "<allowed> <remaining> <retry us> <reset us>"
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -131,6 +134,26 @@ int main(int argc, char** argv) try {
     }
     if (cmd == "names" && args.size() == 1) {
         std::cout << tronch::redis_keys::kMirrorEpoch << " " << tronch::redis_keys::kEventsChannel << "\n";
+        return 0;
+    }
+    if (cmd == "gcra-script" && args.size() == 1) {
+        std::cout << tronch::kGcraLuaScript;
+        return 0;
+    }
+    if (cmd == "gcra-seq" && args.size() >= 5) {
+        tronch::GcraLimit limit;
+        limit.rate = std::stoll(std::string(args[1]));
+        limit.period_us = std::stoll(std::string(args[2])) * 1'000'000;
+        limit.burst = std::stoll(std::string(args[3]));
+        if (!limit.valid()) return fail("invalid limit");
+        std::cout << limit.emission_interval_us() << " " << limit.capacity() << "\n";
+        std::int64_t tat = 0;
+        for (std::size_t i = 4; i < args.size(); ++i) {
+            tronch::GcraDecision d = tronch::gcra_check(tat, std::stoll(std::string(args[i])), limit);
+            if (d.allowed) tat = d.new_tat_us;
+            std::cout << (d.allowed ? 1 : 0) << " " << d.remaining << " " << d.retry_after_us << " "
+                      << d.reset_after_us << "\n";
+        }
         return 0;
     }
     if (cmd == "gcra" && args.size() == 5) {

@@ -30,7 +30,9 @@ bool parse_limit_spec(std::string_view text, GcraLimit& out, std::string& error)
 
 // The GCRA script for Redis (EVAL/EVALSHA).
 //   KEYS[1] = the state key (redis_keys::rate_limit_key / rate_limit_address)
-//   ARGV[1] = emission interval (us), ARGV[2] = capacity (rate + burst), ARGV[3] = cost
+//   ARGV[1] = emission interval (us), ARGV[2] = capacity (rate + burst), ARGV[3] = cost,
+//   ARGV[4] = optional "now" in us (tests compare the script with gcra_check; the module
+//             never sends it, so the clock is Redis TIME)
 // Returns {allowed 0|1, remaining, retry_after_us, reset_after_us}; the clock is Redis TIME,
 // so every node shares it; the state key gets a PEXPIRE so an idle key's state disappears.
 extern const std::string_view kGcraLuaScript;
