@@ -6,6 +6,8 @@
  *   ngx_http_tronch_output.c  refusals (problem+json) and the pass path's bookkeeping
  *   ngx_http_tronch_cache.c   the shared-memory cache (slab + rbtree + LRU) and counters
  *   ngx_http_tronch_redis.c   hiredis async on nginx's event loop: lookups and the event subscriber
+ *   ngx_http_tronch_redis_limit.c  the limiter's Redis commands (GCRA script, usage flush)
+ *   ngx_http_tronch_limit.c   the rate limiter: shm state, address limit, headers, usage counting
  *   ngx_http_tronch_status.c  the tronch_status handler (Prometheus text)
  */
 #ifndef NGX_HTTP_TRONCH_MODULE_H

@@ -10,70 +10,24 @@
  * has none. Connect and reconnect timers hang off a dummy connection and are cancelable, so
  * graceful shutdown does not wait for them. Requests are never handed to hiredis: a lookup's
  * privdata is a per-worker "pending" slot that outlives the request; cancelling detaches it.
+ * The limiter's commands on the command link (GCRA script, usage) are in
+ * ngx_http_tronch_redis_limit.c.
  */
-#include "ngx_http_tronch_module.h"
-
-#include <hiredis/hiredis.h>
-#include <hiredis/async.h>
+#include "ngx_http_tronch_redis.h"
 
 
 #define NGX_HTTP_TRONCH_BACKOFF_MIN   100
 #define NGX_HTTP_TRONCH_BACKOFF_MAX   5000
 
 
-typedef enum {
-    NGX_HTTP_TRONCH_LINK_DOWN = 0,
-    NGX_HTTP_TRONCH_LINK_CONNECTING,
-    NGX_HTTP_TRONCH_LINK_UP
-} ngx_http_tronch_link_state_e;
 
 
-typedef struct {
-    const char                   *name;
-    ngx_uint_t                    subscriber;
-    redisAsyncContext            *ac;
-    ngx_connection_t             *conn;      /* wraps hiredis' fd, for events */
-    ngx_http_tronch_link_state_e  state;
-    ngx_event_t                   timer;     /* connect timeout, or reconnect backoff */
-    ngx_connection_t              dummy;     /* timer.data (debug builds log through it) */
-    ngx_msec_t                    backoff;
-    ngx_uint_t                    inflight;
-    ngx_uint_t                    failures;  /* connect failures in a row */
-    ngx_uint_t                    was_up;    /* has been connected before in this worker */
-} ngx_http_tronch_link_t;
-
-
-/* The first failure in a row is a warning; the retries that follow are only info. */
-#define ngx_http_tronch_link_level(link)                                      \
-    ((link)->failures++ == 0 ? NGX_LOG_WARN : NGX_LOG_INFO)
-
-
-struct ngx_http_tronch_pending_s {
-    ngx_queue_t                       queue;    /* free list */
-    ngx_http_tronch_lookup_done_pt    done;     /* NULL once cancelled */
-    void                             *data;
-    ngx_msec_t                        started;
-    ngx_uint_t                        have_record;
-    ngx_uint_t                        failed;
-    ngx_uint_t                        got_get;
-    tronch_record_t                   record;
-    /* a GCRA check (tronch_limit_policy redis) */
-    ngx_http_tronch_gcra_done_pt      gcra_done;
-    ngx_uint_t                        reloaded;   /* NOSCRIPT was answered once */
-    int64_t                           interval;
-    int64_t                           capacity;
-    size_t                            name_len;
-    char                              name[TRONCH_REDIS_KEY_MAX];
-};
-
-
-static ngx_http_tronch_main_conf_t  *ngx_http_tronch_redis_mcf;
-static ngx_log_t                    *ngx_http_tronch_redis_log;
-static ngx_uint_t                    ngx_http_tronch_redis_exiting;
-static ngx_http_tronch_link_t        ngx_http_tronch_cmd_link;
+ngx_http_tronch_main_conf_t         *ngx_http_tronch_redis_mcf;
+ngx_log_t                           *ngx_http_tronch_redis_log;
+ngx_uint_t                           ngx_http_tronch_redis_exiting;
+ngx_http_tronch_link_t               ngx_http_tronch_cmd_link;
 static ngx_http_tronch_link_t        ngx_http_tronch_sub_link;
 static ngx_queue_t                   ngx_http_tronch_free_pending;
-static char                          ngx_http_tronch_gcra_sha[41];
 
 
 static void ngx_http_tronch_link_connect(ngx_http_tronch_link_t *link);
@@ -193,7 +147,7 @@ ngx_http_tronch_write_handler(ngx_event_t *ev)
 
 /* pending lookups */
 
-static ngx_http_tronch_pending_t *
+ngx_http_tronch_pending_t *
 ngx_http_tronch_pending_get(void)
 {
     ngx_queue_t                *q;
@@ -216,7 +170,7 @@ ngx_http_tronch_pending_get(void)
 }
 
 
-static void
+void
 ngx_http_tronch_pending_put(ngx_http_tronch_pending_t *p)
 {
     ngx_queue_insert_head(&ngx_http_tronch_free_pending, &p->queue);
@@ -687,7 +641,7 @@ ngx_http_tronch_redis_init_process(ngx_cycle_t *cycle, ngx_http_tronch_main_conf
     ngx_http_tronch_redis_exiting = 0;
     ngx_queue_init(&ngx_http_tronch_free_pending);
 
-    if (tronch_bridge_gcra_script_sha1(ngx_http_tronch_gcra_sha) != 0) {
+    if (ngx_http_tronch_redis_limit_init() != NGX_OK) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, 0, "tronch: cannot hash the GCRA script");
         return NGX_ERROR;
     }
@@ -742,167 +696,4 @@ ngx_http_tronch_redis_exit_process(ngx_cycle_t *cycle)
     }
 
     ngx_http_tronch_redis_mcf = NULL;
-}
-
-
-/* usage flushes: fire and forget on the command link */
-
-ngx_uint_t
-ngx_http_tronch_redis_ready(void)
-{
-    return ngx_http_tronch_redis_mcf != NULL && !ngx_http_tronch_redis_exiting
-           && ngx_http_tronch_cmd_link.ac != NULL
-           && ngx_http_tronch_cmd_link.state == NGX_HTTP_TRONCH_LINK_UP;
-}
-
-
-static void
-ngx_http_tronch_usage_reply(redisAsyncContext *ac, void *r, void *privdata)
-{
-    redisReply  *reply = r;
-
-    (void) ac;
-    (void) privdata;
-
-    if (ngx_http_tronch_redis_mcf == NULL || ngx_http_tronch_redis_exiting) {
-        return;
-    }
-
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-        (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone)->usage_flush_errors, 1);
-        if (reply) {
-            ngx_log_error(NGX_LOG_ERR, ngx_http_tronch_redis_log, 0,
-                          "tronch: redis usage flush failed: %s", reply->str);
-        }
-    }
-}
-
-
-/* HINCRBY (set == 0) or HSET (set == 1) on the usage pending hash. */
-ngx_int_t
-ngx_http_tronch_redis_usage(const char *field, size_t len, int64_t value, ngx_uint_t set)
-{
-    if (!ngx_http_tronch_redis_ready()) {
-        return NGX_ERROR;
-    }
-
-    if (redisAsyncCommand(ngx_http_tronch_cmd_link.ac, ngx_http_tronch_usage_reply, NULL,
-                          set ? "HSET %s %b %lld" : "HINCRBY %s %b %lld",
-                          tronch_bridge_usage_pending_key(), field, len, (long long) value)
-        != REDIS_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-
-/* GCRA checks (tronch_limit_policy redis): EVALSHA, and on NOSCRIPT one EVAL (which also
- * loads the script for the next ones). */
-
-static void
-ngx_http_tronch_gcra_reply(redisAsyncContext *ac, void *r, void *privdata)
-{
-    redisReply                 *reply = r;
-    ngx_http_tronch_pending_t  *p = privdata;
-    tronch_decision_t           d;
-    ngx_int_t                   rc;
-    size_t                      len;
-    const char                 *script;
-    ngx_uint_t                  i;
-
-    if (reply && reply->type == REDIS_REPLY_ERROR && !p->reloaded && !ngx_http_tronch_redis_exiting
-        && reply->len >= 8 && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0)
-    {
-        p->reloaded = 1;
-        (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone)->limit_script_reloads, 1);
-        script = tronch_bridge_gcra_script(&len);
-
-        if (redisAsyncCommand(ac, ngx_http_tronch_gcra_reply, p, "EVAL %b 1 %b %lld %lld 1",
-                              script, len, p->name, p->name_len,
-                              (long long) p->interval, (long long) p->capacity) == REDIS_OK)
-        {
-            return;
-        }
-    }
-
-    if (ngx_http_tronch_cmd_link.inflight) {
-        ngx_http_tronch_cmd_link.inflight--;
-    }
-
-    ngx_memzero(&d, sizeof(tronch_decision_t));
-    rc = NGX_ERROR;
-
-    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 4) {
-        for (i = 0; i < 4; i++) {
-            if (reply->element[i]->type != REDIS_REPLY_INTEGER) {
-                break;
-            }
-        }
-
-        if (i == 4) {
-            d.allowed = reply->element[0]->integer ? 1 : 0;
-            d.remaining = reply->element[1]->integer;
-            d.retry_after_us = reply->element[2]->integer;
-            d.reset_after_us = reply->element[3]->integer;
-            rc = NGX_OK;
-        }
-
-    } else if (reply && reply->type == REDIS_REPLY_ERROR && ngx_http_tronch_redis_mcf) {
-        ngx_log_error(NGX_LOG_ERR, ngx_http_tronch_redis_log, 0,
-                      "tronch: redis GCRA script failed: %s", reply->str);
-    }
-
-    if (rc != NGX_OK && ngx_http_tronch_redis_mcf && !ngx_http_tronch_redis_exiting) {
-        (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone)->redis_errors, 1);
-    }
-
-    if (p->gcra_done && !ngx_http_tronch_redis_exiting) {
-        p->gcra_done(p->data, rc, &d);
-    }
-
-    ngx_http_tronch_pending_put(p);
-}
-
-
-ngx_http_tronch_pending_t *
-ngx_http_tronch_redis_gcra(const char *key_id, const tronch_limit_t *limit,
-    ngx_http_tronch_gcra_done_pt done, void *data)
-{
-    ngx_http_tronch_link_t     *link = &ngx_http_tronch_cmd_link;
-    ngx_http_tronch_pending_t  *p;
-
-    if (!ngx_http_tronch_redis_ready()) {
-        return NULL;
-    }
-
-    p = ngx_http_tronch_pending_get();
-    if (p == NULL) {
-        return NULL;
-    }
-
-    p->name_len = tronch_bridge_rate_limit_key(key_id, p->name, sizeof(p->name));
-    if (p->name_len == 0) {
-        ngx_http_tronch_pending_put(p);
-        return NULL;
-    }
-
-    tronch_bridge_limit_params(limit, &p->interval, &p->capacity);
-    p->gcra_done = done;
-    p->data = data;
-    p->started = ngx_current_msec;
-
-    if (redisAsyncCommand(link->ac, ngx_http_tronch_gcra_reply, p, "EVALSHA %s 1 %b %lld %lld 1",
-                          ngx_http_tronch_gcra_sha, p->name, p->name_len,
-                          (long long) p->interval, (long long) p->capacity) != REDIS_OK)
-    {
-        ngx_http_tronch_pending_put(p);
-        return NULL;
-    }
-
-    link->inflight++;
-
-    return p;
 }

@@ -42,13 +42,22 @@ bool parse_limit_spec(std::string_view text, GcraLimit& out, std::string& error)
         std::string_view word = text.substr(i, j - i);
         i = j;
         if (word.starts_with("rate=")) {
-            if (have_rate) { error = "rate is given twice"; return false; }
+            if (have_rate) {
+                error = "rate is given twice";
+                return false;
+            }
             std::string_view v = word.substr(5);
             std::int64_t period_s = 0;
-            if (v.ends_with("r/s")) period_s = 1;
-            else if (v.ends_with("r/m")) period_s = 60;
-            else if (v.ends_with("r/h")) period_s = 3600;
-            else { error = "invalid rate \"" + std::string(v) + "\": expected e.g. 100r/s, 10r/m or 5r/h"; return false; }
+            if (v.ends_with("r/s"))
+                period_s = 1;
+            else if (v.ends_with("r/m"))
+                period_s = 60;
+            else if (v.ends_with("r/h"))
+                period_s = 3600;
+            else {
+                error = "invalid rate \"" + std::string(v) + "\": expected e.g. 100r/s, 10r/m or 5r/h";
+                return false;
+            }
             if (!parse_int(v.substr(0, v.size() - 3), limit.rate) || limit.rate < 1) {
                 error = "invalid rate \"" + std::string(v) + "\": the number must be a whole number >= 1";
                 return false;
@@ -56,19 +65,29 @@ bool parse_limit_spec(std::string_view text, GcraLimit& out, std::string& error)
             limit.period_us = period_s * 1'000'000;
             have_rate = true;
         } else if (word.starts_with("burst=")) {
-            if (have_burst) { error = "burst is given twice"; return false; }
+            if (have_burst) {
+                error = "burst is given twice";
+                return false;
+            }
             if (!parse_int(word.substr(6), limit.burst) || limit.burst < 0) {
                 error = "invalid burst \"" + std::string(word.substr(6)) + "\": a whole number >= 0";
                 return false;
             }
             have_burst = true;
         } else {
-            error = "unknown parameter \"" + std::string(word) + "\": expected rate=N r/s|r/m|r/h and burst=N";
+            error =
+                "unknown parameter \"" + std::string(word) + "\": expected rate=N r/s|r/m|r/h and burst=N";
             return false;
         }
     }
-    if (!have_rate) { error = "rate=... is required (e.g. rate=100r/s burst=20)"; return false; }
-    if (!limit.valid()) { error = "the limit is out of range"; return false; }
+    if (!have_rate) {
+        error = "rate=... is required (e.g. rate=100r/s burst=20)";
+        return false;
+    }
+    if (!limit.valid()) {
+        error = "the limit is out of range";
+        return false;
+    }
     out = limit;
     return true;
 }
@@ -118,16 +137,16 @@ std::int64_t policy_window_seconds(const GcraLimit& limit) noexcept {
 
 std::size_t format_ratelimit_policy(const GcraLimit& limit, char* out, std::size_t len) noexcept {
     std::size_t pos = 0;
-    if (!put(out, len, pos, "\"default\";q=") || !put_int(out, len, pos, limit.capacity())
-        || !put(out, len, pos, ";w=") || !put_int(out, len, pos, policy_window_seconds(limit)))
+    if (!put(out, len, pos, "\"default\";q=") || !put_int(out, len, pos, limit.capacity()) ||
+        !put(out, len, pos, ";w=") || !put_int(out, len, pos, policy_window_seconds(limit)))
         return 0;
     return pos;
 }
 
 std::size_t format_ratelimit(const GcraDecision& d, char* out, std::size_t len) noexcept {
     std::size_t pos = 0;
-    if (!put(out, len, pos, "\"default\";r=") || !put_int(out, len, pos, d.remaining)
-        || !put(out, len, pos, ";t=") || !put_int(out, len, pos, ceil_seconds(d.reset_after_us)))
+    if (!put(out, len, pos, "\"default\";r=") || !put_int(out, len, pos, d.remaining) ||
+        !put(out, len, pos, ";t=") || !put_int(out, len, pos, ceil_seconds(d.reset_after_us)))
         return 0;
     return pos;
 }

@@ -1,6 +1,5 @@
 #define BOOST_TEST_MODULE rate_limit
 #include <boost/test/unit_test.hpp>
-
 #include <string>
 
 #include "tronch/rate_limit.hpp"
@@ -26,9 +25,13 @@ std::string str(std::size_t n, const char* b) { return std::string(b, n); }
 
 BOOST_AUTO_TEST_CASE(parses_units_and_burst) {
     GcraLimit l = parse_ok("rate=100r/s burst=20");
-    BOOST_TEST(l.rate == 100); BOOST_TEST(l.period_us == 1'000'000); BOOST_TEST(l.burst == 20);
+    BOOST_TEST(l.rate == 100);
+    BOOST_TEST(l.period_us == 1'000'000);
+    BOOST_TEST(l.burst == 20);
     l = parse_ok("rate=10r/m");
-    BOOST_TEST(l.rate == 10); BOOST_TEST(l.period_us == 60'000'000); BOOST_TEST(l.burst == 0);
+    BOOST_TEST(l.rate == 10);
+    BOOST_TEST(l.period_us == 60'000'000);
+    BOOST_TEST(l.burst == 0);
     l = parse_ok("  burst=0   rate=5r/h ");
     BOOST_TEST(l.period_us == 3600'000'000LL);
 }
@@ -45,11 +48,12 @@ BOOST_AUTO_TEST_CASE(refuses_bad_values) {
 }
 
 BOOST_AUTO_TEST_CASE(headers_from_decisions) {
-    GcraLimit l = parse_ok("rate=10r/s burst=5");   // T = 100 ms, capacity 15
+    GcraLimit l = parse_ok("rate=10r/s burst=5");  // T = 100 ms, capacity 15
     char buf[64];
     BOOST_TEST(str(tronch::format_ratelimit_policy(l, buf, sizeof buf), buf) == "\"default\";q=15;w=2");
     tronch::GcraDecision d = tronch::gcra_check(0, 1'000'000'000, l);
-    BOOST_TEST(d.allowed); BOOST_TEST(d.remaining == 14);
+    BOOST_TEST(d.allowed);
+    BOOST_TEST(d.remaining == 14);
     BOOST_TEST(str(tronch::format_ratelimit(d, buf, sizeof buf), buf) == "\"default\";r=14;t=1");
     std::int64_t tat = 0;
     for (int i = 0; i < 15; ++i) {
@@ -62,7 +66,7 @@ BOOST_AUTO_TEST_CASE(headers_from_decisions) {
     BOOST_TEST(d.retry_after_us == 100'000);
     BOOST_TEST(tronch::retry_after_seconds(d) == 1);
     BOOST_TEST(str(tronch::format_ratelimit(d, buf, sizeof buf), buf) == "\"default\";r=0;t=2");
-    BOOST_TEST(tronch::format_ratelimit(d, buf, 5) == 0u);   // too small: nothing
+    BOOST_TEST(tronch::format_ratelimit(d, buf, 5) == 0u);  // too small: nothing
     BOOST_TEST(str(tronch::format_integer(-42, buf, sizeof buf), buf) == "-42");
     BOOST_TEST(tronch::policy_window_seconds(parse_ok("rate=100r/m")) == 60);
 }

@@ -1,0 +1,69 @@
+/*
+ * Internals shared by ngx_http_tronch_redis.c (links, lookups, subscriber) and
+ * ngx_http_tronch_redis_limit.c (GCRA script and usage commands on the command link).
+ */
+#ifndef NGX_HTTP_TRONCH_REDIS_H
+#define NGX_HTTP_TRONCH_REDIS_H
+
+#include "ngx_http_tronch_module.h"
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+
+typedef enum {
+    NGX_HTTP_TRONCH_LINK_DOWN = 0,
+    NGX_HTTP_TRONCH_LINK_CONNECTING,
+    NGX_HTTP_TRONCH_LINK_UP
+} ngx_http_tronch_link_state_e;
+
+
+typedef struct {
+    const char                   *name;
+    ngx_uint_t                    subscriber;
+    redisAsyncContext            *ac;
+    ngx_connection_t             *conn;      /* wraps hiredis' fd, for events */
+    ngx_http_tronch_link_state_e  state;
+    ngx_event_t                   timer;     /* connect timeout, or reconnect backoff */
+    ngx_connection_t              dummy;     /* timer.data (debug builds log through it) */
+    ngx_msec_t                    backoff;
+    ngx_uint_t                    inflight;
+    ngx_uint_t                    failures;  /* connect failures in a row */
+    ngx_uint_t                    was_up;    /* has been connected before in this worker */
+} ngx_http_tronch_link_t;
+
+
+/* The first failure in a row is a warning; the retries that follow are only info. */
+#define ngx_http_tronch_link_level(link)                                      \
+    ((link)->failures++ == 0 ? NGX_LOG_WARN : NGX_LOG_INFO)
+
+
+struct ngx_http_tronch_pending_s {
+    ngx_queue_t                       queue;    /* free list */
+    ngx_http_tronch_lookup_done_pt    done;     /* NULL once cancelled */
+    void                             *data;
+    ngx_msec_t                        started;
+    ngx_uint_t                        have_record;
+    ngx_uint_t                        failed;
+    ngx_uint_t                        got_get;
+    tronch_record_t                   record;
+    /* a GCRA check (tronch_limit_policy redis) */
+    ngx_http_tronch_gcra_done_pt      gcra_done;
+    ngx_uint_t                        reloaded;   /* NOSCRIPT was answered once */
+    int64_t                           interval;
+    int64_t                           capacity;
+    size_t                            name_len;
+    char                              name[TRONCH_REDIS_KEY_MAX];
+};
+
+
+extern ngx_http_tronch_main_conf_t  *ngx_http_tronch_redis_mcf;
+extern ngx_log_t                    *ngx_http_tronch_redis_log;
+extern ngx_uint_t                    ngx_http_tronch_redis_exiting;
+extern ngx_http_tronch_link_t        ngx_http_tronch_cmd_link;
+
+ngx_http_tronch_pending_t *ngx_http_tronch_pending_get(void);
+void ngx_http_tronch_pending_put(ngx_http_tronch_pending_t *p);
+ngx_int_t ngx_http_tronch_redis_limit_init(void);
+
+#endif /* NGX_HTTP_TRONCH_REDIS_H */
