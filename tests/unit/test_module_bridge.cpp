@@ -137,3 +137,46 @@ BOOST_AUTO_TEST_CASE(problem_bodies_for_every_result) {
     BOOST_TEST(tronch_bridge_problem_body(0, tiny, sizeof(tiny)) == 0u);
     BOOST_TEST(tronch_bridge_problem_body(99, tiny, sizeof(tiny)) == 0u);
 }
+
+BOOST_AUTO_TEST_CASE(limit_parse_share_headers_and_names) {
+    tronch_limit_t limit{};
+    char err[128] = {};
+    const std::string spec = "rate=10r/s burst=4";
+    BOOST_TEST(tronch_bridge_parse_limit(spec.data(), spec.size(), &limit, err, sizeof err) == 0);
+    BOOST_TEST(limit.rate == 10);
+    BOOST_TEST(limit.period_us == 1'000'000);
+    BOOST_TEST(limit.burst == 4);
+    const std::string bad = "rate=10r/d";
+    BOOST_TEST(tronch_bridge_parse_limit(bad.data(), bad.size(), &limit, err, sizeof err) == -1);
+    BOOST_TEST(std::string(err).find("invalid rate") != std::string::npos);
+
+    tronch_limit_t share{};
+    tronch_limit_t whole{10, 1'000'000, 4};
+    tronch_bridge_limit_share(&whole, 3, &share);  // 10/3 -> 3, 4/3 -> 1
+    BOOST_TEST(share.rate == 3);
+    BOOST_TEST(share.burst == 1);
+    BOOST_TEST(share.period_us == 1'000'000);
+    tronch_limit_t slow{1, 60'000'000, 0};
+    tronch_bridge_limit_share(&slow, 2, &share);  // one per node per two minutes
+    BOOST_TEST(share.rate == 1);
+    BOOST_TEST(share.period_us == 120'000'000);
+
+    tronch_decision_t d{};
+    tronch_bridge_gcra(0, 1'000'000'000, &whole, 1, &d);
+    BOOST_TEST(d.allowed == 1);
+    BOOST_TEST(d.remaining == 13);
+    tronch_limit_headers_t h{};
+    tronch_bridge_limit_headers(&whole, &d, &h);
+    BOOST_TEST(std::string(h.policy, h.policy_len) == "\"default\";q=14;w=2");
+    BOOST_TEST(std::string(h.ratelimit, h.ratelimit_len) == "\"default\";r=13;t=1");
+    BOOST_TEST(std::string(h.limit, h.limit_len) == "14");
+
+    char name[TRONCH_REDIS_KEY_MAX];
+    const std::size_t n = tronch_bridge_rate_limit_key("abc", name, sizeof name);
+    BOOST_TEST(std::string(name, n) == tronch::redis_keys::rate_limit_key("abc"));
+    char sha[41];
+    BOOST_TEST(tronch_bridge_gcra_script_sha1(sha) == 0);
+    BOOST_TEST(std::strlen(sha) == 40u);
+    const std::size_t f = tronch_bridge_usage_field("id", 60, 'r', name, sizeof name);
+    BOOST_TEST(std::string(name, f) == "id|60|r");
+}
