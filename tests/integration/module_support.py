@@ -140,6 +140,12 @@ def status_metrics(ngx) -> dict[str, float]:
     return out
 
 
+def counts_usage(metrics: dict[str, float]) -> bool:
+    """Whether the loaded module counts usage / limits (the `limit` branch adds such counters to
+    tronch_status). Metric names only: result labels such as rate_limited do not count."""
+    return any("usage" in name.split("{")[0] or "limit" in name.split("{")[0] for name in metrics)
+
+
 # --- reaching every worker (the config's PROTECT snippet adds X-Worker-Pid) ---
 
 def wait_subscribers(client, n: int, timeout: float = 10.0) -> None:
