@@ -148,11 +148,14 @@ def wait_healthy(token: str, timeout: float = 30) -> None:
                      f"see {RUN_DIR / 'tronchd' / 'tronchd.log'}")
 
 
-def render_gateway(prefix: pathlib.Path) -> pathlib.Path:
-    text = GATEWAY_TEMPLATE.read_text()
+def render_template(template: pathlib.Path, prefix: pathlib.Path, port: int, redis: str,
+                    extra: dict[str, str] | None = None) -> pathlib.Path:
+    """nginx_conf/*.conf with its @PLACEHOLDERS@ filled in, written to <prefix>/nginx.conf
+    (also used by tests/integration/test_e2e_configs.py)."""
+    text = template.read_text()
     for name, value in {
-        "@MODULE@": str(h.MODULE_SO), "@PREFIX@": str(prefix), "@GATEWAY_PORT@": str(PORTS["gateway"]),
-        "@REDIS@": f"127.0.0.1:{PORTS['redis']}", "@DOCROOT@": str(prefix / "html"),
+        "@MODULE@": str(h.MODULE_SO), "@PREFIX@": str(prefix), "@GATEWAY_PORT@": str(port),
+        "@REDIS@": redis, "@DOCROOT@": str(prefix / "html"), **(extra or {}),
     }.items():
         text = text.replace(name, value)
     conf = prefix / "nginx.conf"
@@ -160,19 +163,25 @@ def render_gateway(prefix: pathlib.Path) -> pathlib.Path:
     return conf
 
 
-def start_nginx() -> int:
-    prefix = RUN_DIR / "nginx"
+def prepare_prefix(prefix: pathlib.Path) -> None:
+    """logs/, tmp/ and a docroot with the demo pages, readable by workers running as nobody."""
     for sub in ("logs", "html", "tmp"):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
-    for d in (RUN_DIR, prefix, prefix / "html"):
-        d.chmod(0o755)  # workers run as nobody and must read the docroot
+    for d in (prefix, prefix / "html"):
+        d.chmod(0o755)
     (prefix / "tmp").chmod(0o777)
     for name, text in {"index.html": "Hello from behind Tronch: your key was accepted.\n",
                        "public.txt": "A public page: no key needed.\n"}.items():
         page = prefix / "html" / name
         page.write_text(text)
         page.chmod(0o644)
-    conf = render_gateway(prefix)
+
+
+def start_nginx() -> int:
+    prefix = RUN_DIR / "nginx"
+    RUN_DIR.chmod(0o755)  # workers run as nobody and must read the docroot
+    prepare_prefix(prefix)
+    conf = render_template(GATEWAY_TEMPLATE, prefix, PORTS["gateway"], f"127.0.0.1:{PORTS['redis']}")
     check = subprocess.run([h.NGINX_BIN, "-t", "-p", str(prefix), "-c", str(conf)], capture_output=True, text=True)
     if check.returncode != 0:
         raise StepFailed(f"nginx -t refused {conf}:\n{check.stderr}")
