@@ -191,9 +191,9 @@ def start_nginx() -> int:
     if started.returncode != 0:  # daemonized: the master has exited 0 once it listens
         raise StepFailed(f"nginx did not start:\n{started.stderr}see {prefix / 'logs' / 'error.log'}")
     deadline = time.monotonic() + 10
-    while not pidfile.exists() and time.monotonic() < deadline:
+    while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if not pidfile.exists():
+    if not (pidfile.exists() and pidfile.read_text().strip()):
         raise StepFailed(f"nginx wrote no pid file; see {prefix / 'logs' / 'error.log'}")
     pid = int(pidfile.read_text())
     h.wait_for_port(PORTS["gateway"])

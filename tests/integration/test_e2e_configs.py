@@ -45,9 +45,10 @@ class RenderedNginx:
 
     def stop(self) -> None:
         pidfile = self.prefix / "logs" / "nginx.pid"
-        if not pidfile.exists():
+        text = pidfile.read_text().strip() if pidfile.exists() else ""
+        if not text:   # never started (`nginx -t` leaves an empty pid file), or already stopped
             return
-        pid = int(pidfile.read_text())
+        pid = int(text)
         self.nginx("-s", "quit")
         wait_until(lambda: not os.path.exists(f"/proc/{pid}"), timeout=15, msg="nginx stopped")
 
