@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -140,3 +141,16 @@ def test_two_node_example_shares_keys_and_revocations(render, redis_server, redi
             node.stop()
     problems = [line for node in nodes for line in node.log_problems()]
     assert not problems, problems
+
+
+def test_every_directive_is_documented():
+    """docs/operator-guide.md is the one reference for the module's directives: each directive the
+    module defines has a heading there (the rate-limit placeholder heading names the limit branch's)."""
+    source = "\n".join(p.read_text() for p in (h.SOURCE_DIR / "ngx_module").glob("*.c"))
+    tables = re.findall(r"ngx_command_t\s+\w+\[\]\s*=\s*\{(.*?)ngx_null_command", source, re.S)
+    directives = {d for table in tables for d in re.findall(r'ngx_string\("(\w+)"\)', table)}
+    assert "tronch_zone" in directives and "tronch" in directives
+    headings = [line for line in (h.SOURCE_DIR / "docs" / "operator-guide.md").read_text().splitlines()
+                if line.startswith("#")]
+    missing = [d for d in sorted(directives) if not any(re.search(rf"\b{d}\b", line) for line in headings)]
+    assert not missing, f"directives without a section in docs/operator-guide.md: {missing}"
