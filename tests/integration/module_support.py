@@ -187,3 +187,25 @@ def connection_per_worker(ngx, key: str) -> dict[int, http.client.HTTPConnection
             conns[pid] = c
     assert set(conns) == pids
     return conns
+
+
+def until_all_refuse(conns, key: str, t0: float, limit: float = 2.0) -> float:
+    """Poll each worker's pinned connection until every one refuses the key; the seconds from t0."""
+    refused_at: dict[int, float] = {}
+    while len(refused_at) < len(conns) and time.monotonic() < t0 + limit:
+        for pid, c in conns.items():
+            if pid in refused_at:
+                continue
+            c.request("GET", "/", headers=bearer(key))
+            r = c.getresponse()
+            body = r.read()
+            assert int(r.getheader("X-Worker-Pid")) == pid
+            if r.status == 403:
+                assert json.loads(body)["code"] == "revoked_key"
+                refused_at[pid] = time.monotonic() - t0
+            else:
+                assert r.status == 200, (r.status, body)
+    for c in conns.values():
+        c.close()
+    assert len(refused_at) == len(conns), f"not refused everywhere after {limit}s: {refused_at}"
+    return max(refused_at.values())

@@ -3,7 +3,6 @@ all real. Keys are made by tronchd's REST API only; nginx sees them through the 
 the tronch:events channel, never through test shortcuts."""
 from __future__ import annotations
 
-import json
 import statistics
 import threading
 import time
@@ -14,7 +13,7 @@ import requests
 import tronch_harness as h
 from cp_support import Client, wait_until
 from module_support import (bearer, connection_per_worker, counts_usage, hit_every_worker, http_block, problem,
-                            status_metrics, wait_subscribers)
+                            status_metrics, until_all_refuse, wait_subscribers)
 
 WORKERS = 2
 REVOCATIONS = 50
@@ -121,28 +120,6 @@ def test_live_key_refused_on_test_only_location(api, ngx):
     assert problem(get(ngx, live["key"], "/sandbox/x"))["code"] == "wrong_environment"
     assert get(ngx, test["key"], "/sandbox/x").status_code == 200
     assert get(ngx, live["key"], "/").status_code == 200   # the same live key is fine elsewhere
-
-
-def until_all_refuse(conns, key: str, t0: float, limit: float = 2.0) -> float:
-    """Poll each worker's pinned connection until every one refuses the key; the seconds from t0."""
-    refused_at: dict[int, float] = {}
-    while len(refused_at) < len(conns) and time.monotonic() < t0 + limit:
-        for pid, c in conns.items():
-            if pid in refused_at:
-                continue
-            c.request("GET", "/", headers=bearer(key))
-            r = c.getresponse()
-            body = r.read()
-            assert int(r.getheader("X-Worker-Pid")) == pid
-            if r.status == 403:
-                assert json.loads(body)["code"] == "revoked_key"
-                refused_at[pid] = time.monotonic() - t0
-            else:
-                assert r.status == 200, (r.status, body)
-    for c in conns.values():
-        c.close()
-    assert len(refused_at) == len(conns), f"not refused everywhere after {limit}s: {refused_at}"
-    return max(refused_at.values())
 
 
 def test_revocation_p99_under_100ms(api, ngx):
