@@ -133,3 +133,19 @@ def test_port_taken_is_named_and_nothing_starts(stack):
 def test_stop_with_nothing_running(stack):
     r = stack.run("stop")
     assert r.returncode == 0 and "nothing is running" in r.stdout
+
+
+def test_failed_step_is_named_and_the_rest_stopped(stack, tmp_path):
+    """A step that fails (here: no tronchd binary in the build dir) is named with its log, and what
+    had started (Postgres, Redis) is stopped again."""
+    env = stack.env()
+    env["TRONCH_BUILD_DIR"] = str(tmp_path / "no-build")
+    r = subprocess.run(["/usr/bin/python3", str(STACK), "up", "--detach"], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 1
+    assert "starting tronchd" in r.stderr and "tronchd.log" in r.stderr, r.stderr
+    assert "stopped postgres" in r.stdout and "stopped redis" in r.stdout, r.stdout
+    assert not (stack.run_dir / "pids.json").exists()
+    for port in (stack.ports["PG"], stack.ports["REDIS"]):
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, f"something still listens on {port}"
