@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds everything into build/, runs every test (ctest).
 #   ./test.sh              the full suite: unit, integration, end to end
-#   ./test.sh --sanitize   everything built with ASan+UBSan into build-asan/, unit tests run
+#   ./test.sh --sanitize   unit tests built with ASan+UBSan into build-asan/, and run
 #   ./test.sh -R <regex>   pass-through filter to ctest
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -9,11 +9,12 @@ cd "$(dirname "$0")"
 source scripts/deps.sh
 
 build_dir=build
+build_target=all
 cmake_args=()
 ctest_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --sanitize) build_dir=build-asan; cmake_args+=(-DTRONCH_SANITIZE=ON); ctest_args+=(-L unit) ;;
+    --sanitize) build_dir=build-asan; build_target=unit_tests; cmake_args+=(-DTRONCH_SANITIZE=ON); ctest_args+=(-L unit) ;;
     *) ctest_args+=("$1") ;;
   esac
   shift
@@ -25,7 +26,7 @@ start=$(date +%s)
 echo "==> configure ($build_dir)"
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${cmake_args[@]}" >/dev/null
 echo "==> build"
-cmake --build "$build_dir" -j "$jobs"
+cmake --build "$build_dir" -j "$jobs" --target "$build_target"
 echo "==> test"
 # Integration tests start their own services on free ports, so they may run side by side.
 ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" "${ctest_args[@]}"

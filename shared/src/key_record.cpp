@@ -20,8 +20,7 @@ constexpr std::int64_t kMicrosecondsPerSecond = 1'000'000;
 bool is_lower_hex(char c) noexcept { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
 
 bool is_scope_char(char c) noexcept {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == ':' ||
-           c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == ':' || c == '-';
 }
 
 // ---- encoding ------------------------------------------------------------------------
@@ -51,7 +50,7 @@ json encode_metadata(const json& metadata) {
 // nlohmann keeps the last of duplicate object keys silently; a record where "status"
 // appears twice is not one we can read without guessing, so duplicates are refused.
 class DuplicateKeyDetector {
-public:
+  public:
     bool operator()(int /*depth*/, json::parse_event_t event, json& parsed) {
         switch (event) {
             case json::parse_event_t::object_start:
@@ -73,7 +72,7 @@ public:
     }
     bool found() const noexcept { return duplicate_; }
 
-private:
+  private:
     std::vector<std::set<std::string>> open_objects_;
     bool duplicate_ = false;
 };
@@ -272,7 +271,8 @@ std::string_view to_string(KeyStatus status) noexcept {
 }
 
 bool parse_status(std::string_view text, KeyStatus& out) noexcept {
-    for (KeyStatus status : {KeyStatus::active, KeyStatus::rotating, KeyStatus::revoked, KeyStatus::expired}) {
+    for (KeyStatus status :
+         {KeyStatus::active, KeyStatus::rotating, KeyStatus::revoked, KeyStatus::expired}) {
         if (text == to_string(status)) {
             out = status;
             return true;

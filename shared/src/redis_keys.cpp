@@ -1,9 +1,8 @@
 #include "tronch/redis_keys.hpp"
 
-#include <nlohmann/json.hpp>
-
 #include <charconv>
 #include <exception>
+#include <nlohmann/json.hpp>
 
 #include "tronch/key_hash.hpp"
 #include "tronch/key_record.hpp"
@@ -67,7 +66,8 @@ bool is_version_one(const json& value) {
 }
 
 bool read_event(std::string_view json_text, Event& out) {
-    const json document = json::parse(json_text.begin(), json_text.end(), nullptr, /*allow_exceptions=*/false);
+    const json document =
+        json::parse(json_text.begin(), json_text.end(), nullptr, /*allow_exceptions=*/false);
     if (!document.is_object()) return false;  // also covers discarded (invalid) input
     const auto version = document.find("v");
     const auto type = document.find("type");
@@ -117,7 +117,8 @@ bool parse_usage_field(std::string_view field, UsageField& out) noexcept {
     const std::string_view bucket = field.substr(first + 1, second - first - 1);
     const std::string_view counter = field.substr(second + 1);  // a third '|' fails here
     UsageField parsed;
-    if (!valid_uuid(id) || !parse_bucket(bucket, parsed.bucket_start) || !parse_counter(counter, parsed.counter)) {
+    if (!valid_uuid(id) || !parse_bucket(bucket, parsed.bucket_start) ||
+        !parse_counter(counter, parsed.counter)) {
         return false;
     }
     try {

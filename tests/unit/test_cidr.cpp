@@ -1,10 +1,9 @@
 #define BOOST_TEST_MODULE cidr
-#include <boost/test/unit_test.hpp>
-
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
 #include <array>
+#include <boost/test/unit_test.hpp>
 #include <cstring>
 #include <random>
 #include <string>
@@ -92,21 +91,38 @@ BOOST_AUTO_TEST_CASE(refuses_bad_input) {
     const std::string too_long(200, '1');
     const std::string_view with_nul("10.0.0.0\0/8", 11);
     const std::string_view trailing_nul("1.2.3.4\0", 8);
-    for (std::string_view bad : {std::string_view(""), std::string_view("/"), std::string_view("/8"),
-                                 std::string_view("10.0.0.0/"), std::string_view("10.0.0.1/8"),
-                                 std::string_view("10.0.0.0/33"), std::string_view("2001:db8::/129"),
-                                 std::string_view("2001:db8::1/32"), std::string_view("10.0.0.0/08"),
-                                 std::string_view("10.0.0.0/-1"), std::string_view("10.0.0.0/+8"),
-                                 std::string_view("10.0.0.0/8/8"), std::string_view("10.0.0.0//8"),
-                                 std::string_view("10.0.0.0/ 8"), std::string_view(" 10.0.0.0/8"),
-                                 std::string_view("10.0.0.0/8 "), std::string_view("10.0.0.0/1000"),
-                                 std::string_view("10.0.0.0/0x8"), std::string_view("10.0.0"),
-                                 std::string_view("10"), std::string_view("256.0.0.0"),
-                                 std::string_view("1.2.3.4.5"), std::string_view("0x0a.0.0.0"),
-                                 std::string_view("010.0.0.0"), std::string_view("2001:db8::g"),
-                                 std::string_view("fe80::1%eth0"), std::string_view("1:2:3:4:5:6:7:8:9"),
-                                 std::string_view(":::"), std::string_view("localhost"),
-                                 std::string_view("10.0.0.0/8\n"), std::string_view(too_long), with_nul,
+    for (std::string_view bad : {std::string_view(""),
+                                 std::string_view("/"),
+                                 std::string_view("/8"),
+                                 std::string_view("10.0.0.0/"),
+                                 std::string_view("10.0.0.1/8"),
+                                 std::string_view("10.0.0.0/33"),
+                                 std::string_view("2001:db8::/129"),
+                                 std::string_view("2001:db8::1/32"),
+                                 std::string_view("10.0.0.0/08"),
+                                 std::string_view("10.0.0.0/-1"),
+                                 std::string_view("10.0.0.0/+8"),
+                                 std::string_view("10.0.0.0/8/8"),
+                                 std::string_view("10.0.0.0//8"),
+                                 std::string_view("10.0.0.0/ 8"),
+                                 std::string_view(" 10.0.0.0/8"),
+                                 std::string_view("10.0.0.0/8 "),
+                                 std::string_view("10.0.0.0/1000"),
+                                 std::string_view("10.0.0.0/0x8"),
+                                 std::string_view("10.0.0"),
+                                 std::string_view("10"),
+                                 std::string_view("256.0.0.0"),
+                                 std::string_view("1.2.3.4.5"),
+                                 std::string_view("0x0a.0.0.0"),
+                                 std::string_view("010.0.0.0"),
+                                 std::string_view("2001:db8::g"),
+                                 std::string_view("fe80::1%eth0"),
+                                 std::string_view("1:2:3:4:5:6:7:8:9"),
+                                 std::string_view(":::"),
+                                 std::string_view("localhost"),
+                                 std::string_view("10.0.0.0/8\n"),
+                                 std::string_view(too_long),
+                                 with_nul,
                                  trailing_nul}) {
         Cidr out;
         out.family = 9;  // sentinel: a failed parse leaves `out` alone
@@ -126,7 +142,8 @@ BOOST_AUTO_TEST_CASE(refuses_host_bits_at_every_prefix_length) {
             BOOST_REQUIRE(inet_ntop(family == 4 ? AF_INET : AF_INET6, bytes.data(), text, sizeof text));
             Cidr out;
             BOOST_TEST(!Cidr::parse(std::string(text) + "/" + std::to_string(p), out), text << "/" << p);
-            BOOST_TEST(Cidr::parse(std::string(text) + "/" + std::to_string(p + 1), out), text << "/" << p + 1);
+            BOOST_TEST(Cidr::parse(std::string(text) + "/" + std::to_string(p + 1), out),
+                       text << "/" << p + 1);
         }
     }
 }
@@ -163,7 +180,7 @@ BOOST_AUTO_TEST_CASE(ipv4_mapped_ipv6_matches_ipv4_ranges) {
     BOOST_TEST(contains("0.0.0.0/0", "::ffff:1.2.3.4"));
     BOOST_TEST(contains("192.0.2.7", "::ffff:192.0.2.7"));
     // Only the ::ffff:0:0/96 form is the same client; these embed v4 but are other addresses.
-    BOOST_TEST(!contains("10.0.0.0/8", "::10.1.2.3"));        // deprecated v4-compatible
+    BOOST_TEST(!contains("10.0.0.0/8", "::10.1.2.3"));         // deprecated v4-compatible
     BOOST_TEST(!contains("10.0.0.0/8", "64:ff9b::10.1.2.3"));  // NAT64
     BOOST_TEST(!contains("0.0.0.0/0", "2001:db8::1"));
     // And a range written in mapped form covers the v4 clients it names.
@@ -208,7 +225,8 @@ BOOST_AUTO_TEST_CASE(contains_agrees_with_a_bitwise_reference) {
                 const unsigned flip = static_cast<unsigned>(byte(random)) % width;
                 near[flip / 8] = static_cast<std::uint8_t>(near[flip / 8] ^ (0x80U >> (flip % 8)));
                 std::array<std::uint8_t, 16> anywhere{};
-                for (unsigned i = 0; i < width / 8; ++i) anywhere[i] = static_cast<std::uint8_t>(byte(random));
+                for (unsigned i = 0; i < width / 8; ++i)
+                    anywhere[i] = static_cast<std::uint8_t>(byte(random));
                 for (const auto& candidate : {network, near, anywhere}) {
                     BOOST_REQUIRE_EQUAL(range.contains(static_cast<int>(family), candidate.data()),
                                         reference_match(network.data(), candidate.data(), p));
@@ -227,7 +245,8 @@ BOOST_AUTO_TEST_CASE(to_string_is_canonical_and_round_trips) {
     BOOST_TEST(must_parse("::/0").to_string() == "::/0");
     BOOST_TEST(must_parse("::ffff:10.0.0.0/104").to_string() == "::ffff:10.0.0.0/104");
     BOOST_TEST(Cidr{}.to_string().empty());
-    for (std::string_view text : {"192.168.0.0/16", "2001:db8:1:2::/64", "fe80::/10", "::ffff:0:0/96", "8.8.8.8"}) {
+    for (std::string_view text :
+         {"192.168.0.0/16", "2001:db8:1:2::/64", "fe80::/10", "::ffff:0:0/96", "8.8.8.8"}) {
         const Cidr first = must_parse(text);
         const Cidr second = must_parse(first.to_string());
         BOOST_TEST(first.family == second.family);

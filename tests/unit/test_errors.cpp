@@ -1,6 +1,5 @@
 #define BOOST_TEST_MODULE errors
 #include <boost/test/unit_test.hpp>
-
 #include <set>
 #include <string>
 

@@ -1,6 +1,5 @@
 #define BOOST_TEST_MODULE gcra
 #include <boost/test/unit_test.hpp>
-
 #include <cstdint>
 #include <limits>
 #include <random>
@@ -10,9 +9,9 @@
 
 namespace {
 
+using tronch::gcra_check;
 using tronch::GcraDecision;
 using tronch::GcraLimit;
-using tronch::gcra_check;
 
 constexpr std::int64_t kSecond = 1'000'000;
 constexpr std::int64_t kNow = 1'700'000'000 * kSecond;  // a realistic unix-microsecond clock
@@ -29,9 +28,9 @@ GcraLimit make_limit(std::int64_t rate, std::int64_t period_us, std::int64_t bur
 // large burst, slow and fast.
 const std::vector<GcraLimit>& sample_limits() {
     static const std::vector<GcraLimit> limits = {
-        make_limit(10, kSecond, 5),       make_limit(3, kSecond, 0),        make_limit(7, 60 * kSecond, 20),
-        make_limit(1000, kSecond, 100),   make_limit(2, kSecond, 1),        make_limit(100, 3600 * kSecond, 0),
-        make_limit(1, kSecond, 3),        make_limit(250, kSecond, 1000),
+        make_limit(10, kSecond, 5),     make_limit(3, kSecond, 0),      make_limit(7, 60 * kSecond, 20),
+        make_limit(1000, kSecond, 100), make_limit(2, kSecond, 1),      make_limit(100, 3600 * kSecond, 0),
+        make_limit(1, kSecond, 3),      make_limit(250, kSecond, 1000),
     };
     return limits;
 }

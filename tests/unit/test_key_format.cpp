@@ -1,8 +1,7 @@
 #define BOOST_TEST_MODULE key_format
-#include <boost/test/unit_test.hpp>
-
 #include <array>
 #include <atomic>
+#include <boost/test/unit_test.hpp>
 #include <cstdlib>
 #include <map>
 #include <new>
@@ -94,8 +93,10 @@ BOOST_AUTO_TEST_CASE(known_keys_parse) {
 
 BOOST_AUTO_TEST_CASE(every_single_character_substitution_is_rejected) {
     const std::string keys[] = {std::string(kKnownLiveKey), std::string(kKnownTestKey),
-                                tronch::generate_key(Environment::live), tronch::generate_key(Environment::test)};
-    const char replacements[] = {'0', '9', 'A', 'Z', 'a', 'z', '_', '-', '!', ' ', '\0', '\n', '\x7f', '\xff'};
+                                tronch::generate_key(Environment::live),
+                                tronch::generate_key(Environment::test)};
+    const char replacements[] = {'0', '9', 'A', 'Z',  'a',  'z',    '_',
+                                 '-', '!', ' ', '\0', '\n', '\x7f', '\xff'};
     int checked = 0;
     for (const std::string& key : keys) {
         BOOST_REQUIRE(tronch::parse_key(key).ok());
@@ -192,11 +193,12 @@ BOOST_AUTO_TEST_CASE(random_keys_round_trip_and_are_distinct) {
         const auto parsed = tronch::parse_key(key);
         BOOST_REQUIRE(parsed.ok());
         BOOST_REQUIRE(parsed.environment == environment);
-        BOOST_REQUIRE(key.starts_with(environment == Environment::live ? tronch::kLivePrefix
-                                                                          : tronch::kTestPrefix));
+        BOOST_REQUIRE(
+            key.starts_with(environment == Environment::live ? tronch::kLivePrefix : tronch::kTestPrefix));
         BOOST_REQUIRE(tronch::display_prefix(key) == std::string_view(key).substr(0, 23));
         const std::string_view head = std::string_view(key).substr(0, tronch::kKeyLength - 6);
-        BOOST_REQUIRE(std::string_view(key).substr(tronch::kKeyLength - 6) == checksum_of(tronch::key_crc32(head)));
+        BOOST_REQUIRE(std::string_view(key).substr(tronch::kKeyLength - 6) ==
+                      checksum_of(tronch::key_crc32(head)));
         BOOST_REQUIRE(seen.insert(key).second);
     }
     BOOST_TEST(seen.size() == static_cast<std::size_t>(kCount));

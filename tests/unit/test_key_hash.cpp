@@ -1,6 +1,5 @@
 #define BOOST_TEST_MODULE key_hash
 #include <boost/test/unit_test.hpp>
-
 #include <cctype>
 #include <string>
 
@@ -96,4 +95,10 @@ BOOST_AUTO_TEST_CASE(constant_time_equal_cases) {
         }
     }
     BOOST_TEST(constant_time_equal(hash, std::string(hash)));
+    // A view of the first bytes of the same buffer: equal content up to the shorter length,
+    // so only the length check can tell them apart (in either order).
+    const std::string_view whole(hash);
+    BOOST_TEST(!constant_time_equal(whole, whole.substr(0, whole.size() - 1)));
+    BOOST_TEST(!constant_time_equal(whole.substr(0, whole.size() - 1), whole));
+    BOOST_TEST(!constant_time_equal(whole.substr(0, 1), whole.substr(0, 0)));
 }

@@ -1,6 +1,5 @@
 #define BOOST_TEST_MODULE key_record
 #include <boost/test/unit_test.hpp>
-
 #include <cstring>
 #include <random>
 #include <string>
@@ -115,7 +114,8 @@ BOOST_AUTO_TEST_CASE(round_trip_full_record) {
 }
 
 BOOST_AUTO_TEST_CASE(round_trip_every_status_and_environment) {
-    for (KeyStatus status : {KeyStatus::active, KeyStatus::rotating, KeyStatus::revoked, KeyStatus::expired}) {
+    for (KeyStatus status :
+         {KeyStatus::active, KeyStatus::rotating, KeyStatus::revoked, KeyStatus::expired}) {
         for (tronch::Environment environment : {tronch::Environment::live, tronch::Environment::test}) {
             KeyRecord record = full_record();
             record.status = status;
@@ -188,8 +188,8 @@ BOOST_AUTO_TEST_CASE(missing_required_fields_are_rejected) {
 }
 
 BOOST_AUTO_TEST_CASE(garbage_is_rejected_cleanly) {
-    for (std::string_view text : {"", " ", "null", "[]", "{}", "1", "\"record\"", "true", "{", "}", "{\"v\":1",
-                                  "{\"v\":1,}", "{'v':1}", "\xff\xfe", "[{\"v\":1}]"}) {
+    for (std::string_view text : {"", " ", "null", "[]", "{}", "1", "\"record\"", "true", "{", "}",
+                                  "{\"v\":1", "{\"v\":1,}", "{'v':1}", "\xff\xfe", "[{\"v\":1}]"}) {
         expect_rejected(text, "garbage");
     }
     expect_rejected(std::string_view("{\"v\":1}\0", 8), "embedded NUL");
@@ -280,12 +280,14 @@ BOOST_AUTO_TEST_CASE(wrong_types_and_values_per_field_are_rejected) {
                               json(9223372036854775808ULL), json(1e300)}) {
         expect_field_rejected("expires_at", value);
     }
-    for (const json& value : {json("10.0.0.0/8"), json(nullptr), json::object(), json::array({1}),
-                              json::array({"10.0.0.1/8"}), json::array({"bad"}), json::array({"10.0.0.0/8", ""})}) {
+    for (const json& value :
+         {json("10.0.0.0/8"), json(nullptr), json::object(), json::array({1}), json::array({"10.0.0.1/8"}),
+          json::array({"bad"}), json::array({"10.0.0.0/8", ""})}) {
         expect_field_rejected("allowed_cidrs", value);
     }
-    for (const json& value : {json("read"), json(nullptr), json::object(), json::array({1}), json::array({"READ"}),
-                              json::array({""}), json::array({"has space"}), json::array({std::string(65, 'a')}), json::array({"é"})}) {
+    for (const json& value : {json("read"), json(nullptr), json::object(), json::array({1}),
+                              json::array({"READ"}), json::array({""}), json::array({"has space"}),
+                              json::array({std::string(65, 'a')}), json::array({"é"})}) {
         expect_field_rejected("scopes", value);
     }
     for (const json& value : {json::array(), json("x"), json(nullptr), json(1)}) {
@@ -299,16 +301,18 @@ BOOST_AUTO_TEST_CASE(limit_is_checked_strictly) {
     };
     for (const json& value : {
              json::array(), json("x"), json(1), json{{"rate", 1}}, json{{"rate", 1}, {"period_seconds", 1}},
-             json{{"rate", 1}, {"period_seconds", 1}, {"burst", 0}, {"extra", 1}},
-             limit(0, 1, 0), limit(-1, 1, 0), limit(tronch::kMaxRate + 1, 1, 0), limit(1, 0, 0),
+             json{{"rate", 1}, {"period_seconds", 1}, {"burst", 0}, {"extra", 1}}, limit(0, 1, 0),
+             limit(-1, 1, 0), limit(tronch::kMaxRate + 1, 1, 0), limit(1, 0, 0),
              limit(1, tronch::kMaxPeriodSeconds + 1, 0), limit(1, 1, -1), limit(1, 1, tronch::kMaxBurst + 1),
              limit("1", 1, 0), limit(1.0, 1, 0), limit(1, nullptr, 0), limit(1, 1, false),
              limit(1, 86'400, 1'000'000),  // 1 per day, burst 10^6: beyond what GCRA enforces exactly
          }) {
         expect_field_rejected("limit", value);
     }
-    const KeyRecord top = expect_accepted(with_field("limit", limit(tronch::kMaxRate, tronch::kMaxPeriodSeconds, tronch::kMaxBurst)));
-    BOOST_TEST((top.limit == tronch::RateLimit{tronch::kMaxRate, tronch::kMaxPeriodSeconds, tronch::kMaxBurst}));
+    const KeyRecord top = expect_accepted(
+        with_field("limit", limit(tronch::kMaxRate, tronch::kMaxPeriodSeconds, tronch::kMaxBurst)));
+    BOOST_TEST(
+        (top.limit == tronch::RateLimit{tronch::kMaxRate, tronch::kMaxPeriodSeconds, tronch::kMaxBurst}));
     const KeyRecord bottom = expect_accepted(with_field("limit", limit(1, 1, 0)));
     BOOST_TEST((bottom.limit == tronch::RateLimit{1, 1, 0}));
     BOOST_TEST(!expect_accepted(with_field("limit", nullptr)).limit.has_value());
@@ -316,17 +320,16 @@ BOOST_AUTO_TEST_CASE(limit_is_checked_strictly) {
 
 BOOST_AUTO_TEST_CASE(list_sizes_are_bounded) {
     json cidrs = json::array();
-    for (std::size_t i = 0; i < tronch::kMaxCidrs; ++i) cidrs.push_back("10.0.0." + std::to_string(i) + "/32");
-    BOOST_TEST(expect_accepted(with_field("allowed_cidrs", cidrs)).allowed_cidrs.size() ==
-               tronch::kMaxCidrs);
+    for (std::size_t i = 0; i < tronch::kMaxCidrs; ++i)
+        cidrs.push_back("10.0.0." + std::to_string(i) + "/32");
+    BOOST_TEST(expect_accepted(with_field("allowed_cidrs", cidrs)).allowed_cidrs.size() == tronch::kMaxCidrs);
     cidrs.push_back("10.0.1.0/24");
     expect_field_rejected("allowed_cidrs", cidrs);
 
     json scopes = json::array();
     for (std::size_t i = 0; i < tronch::kMaxScopes; ++i) scopes.push_back("scope" + std::to_string(i));
     scopes[0] = std::string(tronch::kMaxScopeLength, 'z');
-    BOOST_TEST(expect_accepted(with_field("scopes", scopes)).scopes.size() ==
-               tronch::kMaxScopes);
+    BOOST_TEST(expect_accepted(with_field("scopes", scopes)).scopes.size() == tronch::kMaxScopes);
     scopes.push_back("one-too-many");
     expect_field_rejected("scopes", scopes);
 }
@@ -353,8 +356,9 @@ BOOST_AUTO_TEST_CASE(unknown_and_duplicate_fields_are_rejected) {
 }
 
 BOOST_AUTO_TEST_CASE(deeply_nested_metadata_does_not_crash) {
-    std::string deep = R"({"v":1,"id":"0f8e2c1a-5b7d-4e3f-9a21-7c6b5d4e3f20","prefix":"p","environment":"live",)"
-                       R"("status":"active","metadata":{"x":)";
+    std::string deep =
+        R"({"v":1,"id":"0f8e2c1a-5b7d-4e3f-9a21-7c6b5d4e3f20","prefix":"p","environment":"live",)"
+        R"("status":"active","metadata":{"x":)";
     deep += std::string(5000, '[') + std::string(5000, ']') + "}}";
     KeyRecord out;
     DecodeResult result;
@@ -366,10 +370,11 @@ BOOST_AUTO_TEST_CASE(valid_uuid_cases) {
     BOOST_TEST(tronch::valid_uuid(kId));
     BOOST_TEST(tronch::valid_uuid("00000000-0000-0000-0000-000000000000"));
     BOOST_TEST(tronch::valid_uuid("ffffffff-ffff-ffff-ffff-ffffffffffff"));
-    for (std::string_view bad : {"", "0f8e2c1a-5b7d-4e3f-9a21-7c6b5d4e3f2", "0f8e2c1a-5b7d-4e3f-9a21-7c6b5d4e3f200",
-                                 "0F8E2C1A-5B7D-4E3F-9A21-7C6B5D4E3F20", "0f8e2c1a-5b7d-4e3f-9a21-7c6b5d4e3f2g",
-                                 "0f8e2c1a_5b7d_4e3f_9a21_7c6b5d4e3f20", "0f8e2c1a5-b7d-4e3f-9a21-7c6b5d4e3f20",
-                                 "0f8e2c1a-5b7d-4e3f-9a217c6b5d4e3f20-", " f8e2c1a-5b7d-4e3f-9a21-7c6b5d4e3f20"}) {
+    for (std::string_view bad :
+         {"", "0f8e2c1a-5b7d-4e3f-9a21-7c6b5d4e3f2", "0f8e2c1a-5b7d-4e3f-9a21-7c6b5d4e3f200",
+          "0F8E2C1A-5B7D-4E3F-9A21-7C6B5D4E3F20", "0f8e2c1a-5b7d-4e3f-9a21-7c6b5d4e3f2g",
+          "0f8e2c1a_5b7d_4e3f_9a21_7c6b5d4e3f20", "0f8e2c1a5-b7d-4e3f-9a21-7c6b5d4e3f20",
+          "0f8e2c1a-5b7d-4e3f-9a217c6b5d4e3f20-", " f8e2c1a-5b7d-4e3f-9a21-7c6b5d4e3f20"}) {
         BOOST_TEST(!tronch::valid_uuid(bad), bad);
     }
 }
@@ -388,7 +393,8 @@ BOOST_AUTO_TEST_CASE(valid_scope_cases) {
 BOOST_AUTO_TEST_CASE(valid_rate_limit_ranges) {
     using tronch::RateLimit;
     BOOST_TEST(tronch::valid_rate_limit(RateLimit{1, 1, 0}));
-    BOOST_TEST(tronch::valid_rate_limit(RateLimit{tronch::kMaxRate, tronch::kMaxPeriodSeconds, tronch::kMaxBurst}));
+    BOOST_TEST(
+        tronch::valid_rate_limit(RateLimit{tronch::kMaxRate, tronch::kMaxPeriodSeconds, tronch::kMaxBurst}));
     BOOST_TEST(tronch::valid_rate_limit(RateLimit{1, tronch::kMaxPeriodSeconds, 0}));
     BOOST_TEST(tronch::valid_rate_limit(RateLimit{1, tronch::kMaxPeriodSeconds, 50'000}));
     BOOST_TEST(!tronch::valid_rate_limit(RateLimit{1, tronch::kMaxPeriodSeconds, 60'000}));  // GCRA bound
@@ -403,7 +409,8 @@ BOOST_AUTO_TEST_CASE(valid_rate_limit_ranges) {
 }
 
 BOOST_AUTO_TEST_CASE(status_names) {
-    for (KeyStatus status : {KeyStatus::active, KeyStatus::rotating, KeyStatus::revoked, KeyStatus::expired}) {
+    for (KeyStatus status :
+         {KeyStatus::active, KeyStatus::rotating, KeyStatus::revoked, KeyStatus::expired}) {
         KeyStatus parsed = KeyStatus::active;
         BOOST_TEST(tronch::parse_status(tronch::to_string(status), parsed));
         BOOST_TEST((parsed == status));

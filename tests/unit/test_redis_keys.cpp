@@ -1,11 +1,9 @@
 #define BOOST_TEST_MODULE redis_keys
 #include <boost/test/unit_test.hpp>
-
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "tronch/key_hash.hpp"
 #include "tronch/redis_keys.hpp"
@@ -48,7 +46,8 @@ BOOST_AUTO_TEST_CASE(usage_field_format) {
 }
 
 BOOST_AUTO_TEST_CASE(usage_field_round_trip) {
-    for (rk::UsageCounter counter : {rk::UsageCounter::requests, rk::UsageCounter::errors, rk::UsageCounter::last_used}) {
+    for (rk::UsageCounter counter :
+         {rk::UsageCounter::requests, rk::UsageCounter::errors, rk::UsageCounter::last_used}) {
         for (std::int64_t bucket : {std::int64_t{0}, std::int64_t{60}, std::int64_t{1'700'000'040},
                                     std::numeric_limits<std::int64_t>::max()}) {
             rk::UsageField parsed;
