@@ -8,6 +8,8 @@ one way to start each service.
 """
 from __future__ import annotations
 
+from typing import NoReturn
+
 import argparse
 import json
 import os
@@ -38,10 +40,13 @@ GATEWAY_TEMPLATE = ROOT / "nginx_conf" / "gateway.conf"
 
 
 def say(msg: str) -> None:
-    print(f"==> {msg}", flush=True)
+    try:
+        print(f"==> {msg}", flush=True)
+    except BrokenPipeError:  # output piped into `head`: keep going (stopping must finish)
+        pass
 
 
-def fail(msg: str) -> None:
+def fail(msg: str) -> "NoReturn":
     print(f"run.sh: {msg}", file=sys.stderr, flush=True)
     sys.exit(1)
 
@@ -56,18 +61,53 @@ def port_taken(port: int) -> bool:
     return False
 
 
-def pid_alive(pid: int) -> bool:
+class StepFailed(Exception):
+    """A start-up step failed; the message says which and where to look."""
+
+
+# What each recorded pid must be running, so a stale pids.json (after a reboot) never makes us
+# signal an unrelated process that got the same pid.
+EXPECTED_COMM = {"postgres": "postgres", "redis": "redis-server", "tronchd": "tronchd", "nginx": "nginx"}
+
+
+def pid_alive(pid: int, name: str | None = None) -> bool:
+    try:  # our own child (foreground mode): reap it if it has exited
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
     try:
-        os.kill(pid, 0)
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
+    if stat[stat.rindex(")") + 2] in "ZX":  # exited; waits for whoever reaps it
+        return False
+    if name in EXPECTED_COMM:
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        return comm.startswith(EXPECTED_COMM[name][:15])
     return True
 
 
 def running_pids() -> dict[str, int]:
     if not STATE.exists():
         return {}
-    return {k: v for k, v in json.loads(STATE.read_text()).items() if pid_alive(v)}
+    try:
+        recorded = json.loads(STATE.read_text())
+    except ValueError:
+        return {}
+    return {k: v for k, v in recorded.items() if pid_alive(v, k)}
+
+
+def check_traversable(path: pathlib.Path) -> None:
+    """As root, Postgres runs as the `postgres` user and nginx workers as `nobody`: every
+    directory above the data dir must let others through (x for others)."""
+    if os.geteuid() != 0:
+        return
+    for parent in path.resolve().parents:
+        if parent.exists() and not parent.stat().st_mode & 0o001:
+            fail(f"{parent} is not traversable by other users (mode {oct(parent.stat().st_mode & 0o777)}); "
+                 f"the postgres user and nginx workers need to reach {path}. "
+                 f"chmod o+x {parent}, or set TRONCH_RUN_DIR elsewhere.")
 
 
 def admin_token() -> str:
@@ -104,14 +144,18 @@ def wait_healthy(token: str, timeout: float = 30) -> None:
         except OSError as e:
             last = e
         time.sleep(0.2)
-    fail(f"tronchd did not become healthy in {timeout}s (last answer: {last}); see {RUN_DIR}/tronchd/tronchd.log")
+    raise StepFailed(f"tronchd did not become healthy in {timeout}s (last answer: {last}); "
+                     f"see {RUN_DIR / 'tronchd' / 'tronchd.log'}")
 
 
-def render_gateway(prefix: pathlib.Path) -> pathlib.Path:
-    text = GATEWAY_TEMPLATE.read_text()
+def render_template(template: pathlib.Path, prefix: pathlib.Path, port: int, redis: str,
+                    extra: dict[str, str] | None = None) -> pathlib.Path:
+    """nginx_conf/*.conf with its @PLACEHOLDERS@ filled in, written to <prefix>/nginx.conf
+    (also used by tests/integration/test_e2e_configs.py)."""
+    text = template.read_text()
     for name, value in {
-        "@MODULE@": str(h.MODULE_SO), "@PREFIX@": str(prefix), "@GATEWAY_PORT@": str(PORTS["gateway"]),
-        "@REDIS@": f"127.0.0.1:{PORTS['redis']}", "@DOCROOT@": str(prefix / "html"),
+        "@MODULE@": str(h.MODULE_SO), "@PREFIX@": str(prefix), "@GATEWAY_PORT@": str(port),
+        "@REDIS@": redis, "@DOCROOT@": str(prefix / "html"), **(extra or {}),
     }.items():
         text = text.replace(name, value)
     conf = prefix / "nginx.conf"
@@ -119,27 +163,41 @@ def render_gateway(prefix: pathlib.Path) -> pathlib.Path:
     return conf
 
 
-def start_nginx() -> int:
-    prefix = RUN_DIR / "nginx"
+def prepare_prefix(prefix: pathlib.Path) -> None:
+    """logs/, tmp/ and a docroot with the demo pages, readable by workers running as nobody."""
     for sub in ("logs", "html", "tmp"):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
-    for d in (RUN_DIR, prefix, prefix / "html"):
-        d.chmod(0o755)  # workers run as nobody and must read the docroot
+    for d in (prefix, prefix / "html"):
+        d.chmod(0o755)
     (prefix / "tmp").chmod(0o777)
-    page = prefix / "html" / "index.html"
-    page.write_text("Hello from behind Tronch: your key was accepted.\n")
-    page.chmod(0o644)
-    conf = render_gateway(prefix)
+    for name, text in {"index.html": "Hello from behind Tronch: your key was accepted.\n",
+                       "public.txt": "A public page: no key needed.\n"}.items():
+        page = prefix / "html" / name
+        page.write_text(text)
+        page.chmod(0o644)
+
+
+def start_nginx() -> int:
+    prefix = RUN_DIR / "nginx"
+    RUN_DIR.chmod(0o755)  # workers run as nobody and must read the docroot
+    prepare_prefix(prefix)
+    conf = render_template(GATEWAY_TEMPLATE, prefix, PORTS["gateway"], f"127.0.0.1:{PORTS['redis']}")
     check = subprocess.run([h.NGINX_BIN, "-t", "-p", str(prefix), "-c", str(conf)], capture_output=True, text=True)
     if check.returncode != 0:
-        fail(f"nginx -t refused {conf}:\n{check.stderr}")
-    subprocess.run([h.NGINX_BIN, "-p", str(prefix), "-c", str(conf)], check=True)
+        raise StepFailed(f"nginx -t refused {conf}:\n{check.stderr}")
     pidfile = prefix / "logs" / "nginx.pid"
+    pidfile.unlink(missing_ok=True)
+    started = subprocess.run([h.NGINX_BIN, "-p", str(prefix), "-c", str(conf)], capture_output=True, text=True)
+    if started.returncode != 0:  # daemonized: the master has exited 0 once it listens
+        raise StepFailed(f"nginx did not start:\n{started.stderr}see {prefix / 'logs' / 'error.log'}")
     deadline = time.monotonic() + 10
-    while not pidfile.exists() and time.monotonic() < deadline:
+    while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline:
         time.sleep(0.05)
+    if not (pidfile.exists() and pidfile.read_text().strip()):
+        raise StepFailed(f"nginx wrote no pid file; see {prefix / 'logs' / 'error.log'}")
+    pid = int(pidfile.read_text())
     h.wait_for_port(PORTS["gateway"])
-    return int(pidfile.read_text())
+    return pid
 
 
 def stop_pids(pids: dict[str, int]) -> None:
@@ -147,12 +205,13 @@ def stop_pids(pids: dict[str, int]) -> None:
     signals = {"nginx": signal.SIGQUIT, "tronchd": signal.SIGTERM, "redis": signal.SIGTERM, "postgres": signal.SIGINT}
     for name in ("nginx", "tronchd", "redis", "postgres"):
         pid = pids.get(name)
-        if pid and pid_alive(pid):
+        if pid and pid_alive(pid, name):
             os.kill(pid, signals[name])
             deadline = time.monotonic() + 20
-            while pid_alive(pid) and time.monotonic() < deadline:
+            while pid_alive(pid, name) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if pid_alive(pid):
+            if pid_alive(pid, name):
+                print(f"run.sh: {name} (pid {pid}) did not stop in 20 s; killing it", file=sys.stderr)
                 os.kill(pid, signal.SIGKILL)
             say(f"stopped {name} (pid {pid})")
     STATE.unlink(missing_ok=True)
@@ -164,7 +223,7 @@ def create_demo_key(token: str) -> dict:
         "limits": {"rate": 5, "period_seconds": 10, "burst": 0},
     })
     if status != 201:
-        fail(f"creating the demo key failed: HTTP {status} {body}")
+        raise StepFailed(f"creating the demo key failed: HTTP {status} {body}")
     return body
 
 
@@ -175,6 +234,7 @@ def up(detach: bool) -> None:
     if taken:
         fail("in use: " + ", ".join(taken) + ". Free it or set TRONCH_GATEWAY_PORT / TRONCH_API_PORT / "
              "TRONCH_PG_PORT / TRONCH_REDIS_PORT.")
+    check_traversable(RUN_DIR)
     for sub in ("postgres", "redis", "tronchd"):
         (RUN_DIR / sub).mkdir(parents=True, exist_ok=True)
     RUN_DIR.chmod(0o755)
@@ -184,26 +244,48 @@ def up(detach: bool) -> None:
         pids[name] = pid
         STATE.write_text(json.dumps(pids))
 
+    step = "preparing"
     try:
-        say(f"PostgreSQL on 127.0.0.1:{PORTS['postgres']} (data in {RUN_DIR / 'postgres'})")
+        step = f"starting PostgreSQL (log: {RUN_DIR / 'postgres' / 'postgres.log'})"
+        first = not (RUN_DIR / "postgres" / "data" / "PG_VERSION").exists()
+        say(f"PostgreSQL on 127.0.0.1:{PORTS['postgres']} ({'initdb in' if first else 'reusing'} "
+            f"{RUN_DIR / 'postgres' / 'data'})")
         pg = h.Postgres(port=PORTS["postgres"], workdir=RUN_DIR / "postgres")
-        (RUN_DIR / "postgres").chmod(0o755)
-        pg.start()
-        record("postgres", pg.proc.pid)
+        (RUN_DIR / "postgres").chmod(0o755)  # the postgres user must reach data/ and sock/
+        try:
+            pg.start()
+        finally:
+            if pg.proc is not None:
+                record("postgres", pg.proc.pid)
+        step = f"starting Redis (log: {RUN_DIR / 'redis' / 'redis.log'})"
         say(f"Redis on 127.0.0.1:{PORTS['redis']}")
-        redis = h.Redis(port=PORTS["redis"], workdir=RUN_DIR / "redis").start()
-        record("redis", redis.proc.pid)
+        redis = h.Redis(port=PORTS["redis"], workdir=RUN_DIR / "redis")
+        try:
+            redis.start()
+        finally:
+            if redis.proc is not None:
+                record("redis", redis.proc.pid)
         token = admin_token()
+        step = f"starting tronchd (log: {RUN_DIR / 'tronchd' / 'tronchd.log'})"
         say(f"tronchd on 127.0.0.1:{PORTS['api']} (migrations applied at start-up)")
-        d = h.Tronchd(pg, redis, admin_token=token, port=PORTS["api"], workdir=RUN_DIR / "tronchd").start()
-        record("tronchd", d.proc.pid)
+        d = h.Tronchd(pg, redis, admin_token=token, port=PORTS["api"], workdir=RUN_DIR / "tronchd")
+        try:
+            d.start()
+        finally:
+            if d.proc is not None:
+                record("tronchd", d.proc.pid)
         wait_healthy(token)
+        step = f"starting nginx (log: {RUN_DIR / 'nginx' / 'logs' / 'error.log'})"
         say(f"nginx with the Tronch module on 127.0.0.1:{PORTS['gateway']}")
         record("nginx", start_nginx())
+        step = "creating the demo key"
         key = create_demo_key(token)
     except (Exception, KeyboardInterrupt) as e:  # leave nothing half-started behind
         stop_pids(pids)
-        fail(f"start-up failed: {e}")
+        detail = e.stderr if isinstance(e, subprocess.CalledProcessError) and e.stderr else e
+        if isinstance(detail, bytes):
+            detail = detail.decode(errors="replace")
+        fail(f"{step} failed: {detail}")
 
     gw, api_url = f"http://127.0.0.1:{PORTS['gateway']}", f"http://127.0.0.1:{PORTS['api']}"
     ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in {
@@ -232,16 +314,24 @@ A demo key (test environment, 5 requests per 10 s), shown this once:
         return
     print("Ctrl-C stops everything.", flush=True)
     try:
-        while all(pid_alive(p) for p in pids.values()):
+        while all(pid_alive(p, n) for n, p in pids.items()):
             time.sleep(0.5)
-        dead = [n for n, p in pids.items() if not pid_alive(p)]
+        dead = [n for n, p in pids.items() if not pid_alive(p, n)]
         print(f"run.sh: {', '.join(dead)} exited; stopping the rest", file=sys.stderr)
     except KeyboardInterrupt:
         print()
     stop_pids(pids)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    # Ctrl-C (SIGINT) and SIGTERM both stop everything cleanly; set explicitly, since a shell
+    # that starts us in the background hands SIGINT over ignored.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     parser = argparse.ArgumentParser(prog="run.sh")
     parser.add_argument("command", nargs="?", default="up", choices=["up", "stop"])
     parser.add_argument("--detach", action="store_true")

@@ -3,10 +3,13 @@
 that echoes what it received."""
 from __future__ import annotations
 
+import http.client
 import json
 import subprocess
 import time
 import uuid
+
+import requests
 
 import tronch_harness as h
 
@@ -132,7 +135,6 @@ def problem(resp) -> dict:
 
 
 def status_metrics(ngx) -> dict[str, float]:
-    import requests
     text = requests.get(ngx.url("/tronch_status"), timeout=5).text
     out = {}
     for line in text.splitlines():
@@ -140,3 +142,68 @@ def status_metrics(ngx) -> dict[str, float]:
             name, value = line.rsplit(" ", 1)
             out[name] = float(value)
     return out
+
+
+# --- reaching every worker (the config's PROTECT snippet adds X-Worker-Pid) ---
+
+def wait_subscribers(client, n: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if dict(client.pubsub_numsub("tronch:events")).get("tronch:events", 0) == n:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"expected {n} subscribers, have {client.pubsub_numsub('tronch:events')}")
+
+
+def hit_every_worker(ngx, key: str, expect: int, timeout: float = 10.0) -> set[int]:
+    pids = set(ngx.worker_pids())
+    seen: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while seen != pids and time.monotonic() < deadline:
+        r = requests.get(ngx.url("/"), headers=bearer(key), timeout=5)
+        assert r.status_code == expect, r.text
+        seen.add(int(r.headers["X-Worker-Pid"]))
+    assert seen == pids, (seen, pids)
+    return seen
+
+
+def connection_per_worker(ngx, key: str) -> dict[int, http.client.HTTPConnection]:
+    """One keep-alive connection pinned to each worker (a connection stays with its worker)."""
+    pids = set(ngx.worker_pids())
+    conns: dict[int, http.client.HTTPConnection] = {}
+    deadline = time.monotonic() + 10
+    while set(conns) != pids and time.monotonic() < deadline:
+        c = http.client.HTTPConnection("127.0.0.1", ngx.port, timeout=5)
+        c.request("GET", "/", headers=bearer(key))
+        r = c.getresponse()
+        r.read()
+        assert r.status == 200
+        pid = int(r.getheader("X-Worker-Pid"))
+        if pid in conns:
+            c.close()
+        else:
+            conns[pid] = c
+    assert set(conns) == pids
+    return conns
+
+
+def until_all_refuse(conns, key: str, t0: float, limit: float = 2.0) -> float:
+    """Poll each worker's pinned connection until every one refuses the key; the seconds from t0."""
+    refused_at: dict[int, float] = {}
+    while len(refused_at) < len(conns) and time.monotonic() < t0 + limit:
+        for pid, c in conns.items():
+            if pid in refused_at:
+                continue
+            c.request("GET", "/", headers=bearer(key))
+            r = c.getresponse()
+            body = r.read()
+            assert int(r.getheader("X-Worker-Pid")) == pid
+            if r.status == 403:
+                assert json.loads(body)["code"] == "revoked_key"
+                refused_at[pid] = time.monotonic() - t0
+            else:
+                assert r.status == 200, (r.status, body)
+    for c in conns.values():
+        c.close()
+    assert len(refused_at) == len(conns), f"not refused everywhere after {limit}s: {refused_at}"
+    return max(refused_at.values())

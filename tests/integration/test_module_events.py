@@ -2,14 +2,13 @@
 subscriber and change the shared cache at once."""
 from __future__ import annotations
 
-import http.client
-import json
 import time
 
 import pytest
 import requests
 
-from module_support import Keys, bearer, http_block, new_key, problem, status_metrics
+from module_support import (Keys, bearer, connection_per_worker, hit_every_worker, http_block, new_key, problem,
+                            status_metrics, until_all_refuse, wait_subscribers)
 
 WORKERS = 3
 
@@ -30,50 +29,9 @@ def ngx(nginx_factory, redis_server, redis_client):
     return ngx
 
 
-def wait_subscribers(client, n: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if dict(client.pubsub_numsub("tronch:events")).get("tronch:events", 0) == n:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"expected {n} subscribers, have {client.pubsub_numsub('tronch:events')}")
-
-
-def hit_every_worker(ngx, key: str, expect: int, timeout: float = 10.0) -> set[int]:
-    pids = set(ngx.worker_pids())
-    seen: set[int] = set()
-    deadline = time.monotonic() + timeout
-    while seen != pids and time.monotonic() < deadline:
-        r = requests.get(ngx.url("/"), headers=bearer(key), timeout=5)
-        assert r.status_code == expect, r.text
-        seen.add(int(r.headers["X-Worker-Pid"]))
-    assert seen == pids, (seen, pids)
-    return seen
-
-
 def test_one_subscriber_per_worker(ngx, redis_client):
     assert len(ngx.worker_pids()) == WORKERS
     assert dict(redis_client.pubsub_numsub("tronch:events"))["tronch:events"] == WORKERS
-
-
-def connection_per_worker(ngx, key: str) -> dict[int, http.client.HTTPConnection]:
-    """One keep-alive connection pinned to each worker (a connection stays with its worker)."""
-    pids = set(ngx.worker_pids())
-    conns: dict[int, http.client.HTTPConnection] = {}
-    deadline = time.monotonic() + 10
-    while set(conns) != pids and time.monotonic() < deadline:
-        c = http.client.HTTPConnection("127.0.0.1", ngx.port, timeout=5)
-        c.request("GET", "/", headers=bearer(key))
-        r = c.getresponse()
-        r.read()
-        assert r.status == 200
-        pid = int(r.getheader("X-Worker-Pid"))
-        if pid in conns:
-            c.close()
-        else:
-            conns[pid] = c
-    assert set(conns) == pids
-    return conns
 
 
 def test_revocation_reaches_every_worker_within_100ms(ngx, keys):
@@ -84,26 +42,9 @@ def test_revocation_reaches_every_worker_within_100ms(ngx, keys):
     keys.put(key, digest, status="revoked", key_id=key_id)  # tronchd: new record, then event
     t0 = time.monotonic()
     assert keys.changed(digest, key_id) == WORKERS
-    refused_at: dict[int, float] = {}
-    while len(refused_at) < len(conns) and time.monotonic() < t0 + 2.0:
-        for pid, c in conns.items():
-            if pid in refused_at:
-                continue
-            c.request("GET", "/", headers=bearer(key))
-            r = c.getresponse()
-            body = r.read()
-            assert int(r.getheader("X-Worker-Pid")) == pid
-            if r.status == 403:
-                assert json.loads(body)["code"] == "revoked_key"
-                refused_at[pid] = time.monotonic() - t0
-            else:
-                assert r.status == 200
-    for c in conns.values():
-        c.close()
-    assert len(refused_at) == WORKERS, refused_at
-    latency = max(refused_at.values())
+    latency = until_all_refuse(conns, key, t0)
     print(f"revocation seen by all {WORKERS} workers after {latency * 1000:.1f} ms")
-    assert latency < 0.100, refused_at
+    assert latency < 0.100, latency
     # and it stays refused, on every worker
     for _ in range(20):
         assert requests.get(ngx.url("/"), headers=bearer(key), timeout=5).status_code == 403

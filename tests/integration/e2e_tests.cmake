@@ -1,0 +1,4 @@
+# End-to-end tests: tronchd + nginx with the module + PostgreSQL + Redis, all real (label e2e).
+tronch_pytest(e2e_lifecycle test_e2e_lifecycle.py LABELS e2e)
+tronch_pytest(e2e_stack test_e2e_stack.py LABELS e2e)
+tronch_pytest(e2e_configs test_e2e_configs.py LABELS e2e)
