@@ -55,7 +55,7 @@ class Events:
         # wait for the subscription to be active
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            m = self.pubsub.get_message(timeout=0.1)
+            self.pubsub.get_message(timeout=0.1)  # processes the subscribe confirmation
             if self.pubsub.subscribed:
                 break
         self.messages: list[dict] = []

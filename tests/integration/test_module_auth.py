@@ -2,7 +2,6 @@
 variables, every refusal code, the cache (Redis command counts), the key never upstream."""
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
