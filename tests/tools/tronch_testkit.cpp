@@ -11,6 +11,8 @@
 //   tronch_testkit event <sha256hex> <id>   -> key.changed event JSON
 //   tronch_testkit event --rebuilt          -> mirror.rebuilt event JSON
 //   tronch_testkit names                    -> "<mirror epoch key> <events channel>"
+//   tronch_testkit bulk <n> live|test       -> n lines "<key> <redis key name> <record JSON>" (bench/run)
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -27,7 +29,7 @@ namespace {
 
 int usage() {
     std::cerr << "usage: tronch_testkit key live|test | hash <key> | record [options] | "
-                 "redis-key <hash> | event <hash> <id> | event --rebuilt | names\n";
+                 "redis-key <hash> | event <hash> <id> | event --rebuilt | names | bulk <n> live|test\n";
     return 2;
 }
 
@@ -122,6 +124,26 @@ int main(int argc, char** argv) try {
         event.key_hash = std::string(args[1]);
         event.id = std::string(args[2]);
         std::cout << tronch::redis_keys::event_json(event) << "\n";
+        return 0;
+    }
+    if (cmd == "bulk" && args.size() == 3) {  // N keys: "<key> <redis key name> <record json>" per line
+        tronch::Environment env;
+        if (!tronch::parse_environment(args[2], env)) return fail("env must be live or test");
+        long n = std::stol(std::string(args[1]));
+        for (long i = 0; i < n; ++i) {
+            std::string key = tronch::generate_key(env);
+            tronch::KeyRecord record;
+            char id[40];
+            std::snprintf(id, sizeof id, "00000000-0000-4000-8000-%012ld", i);
+            record.id = id;
+            record.name = "bench";
+            record.owner = "bench";
+            record.prefix = std::string(tronch::display_prefix(key));
+            record.environment = env;
+            record.status = tronch::KeyStatus::active;
+            std::cout << key << " " << tronch::redis_keys::key_record(tronch::key_hash_hex(key)) << " "
+                      << tronch::encode_key_record(record) << "\n";
+        }
         return 0;
     }
     if (cmd == "names" && args.size() == 1) {
