@@ -8,7 +8,7 @@ TRONCH_PACKAGES=(
   libboost-dev libboost-test-dev libboost-program-options-dev
   postgresql postgresql-client redis-server redis-tools
   python3 python3-pytest python3-requests python3-redis python3-psycopg2
-  wrk
+  wrk libbenchmark-dev valgrind
 )
 
 tronch_sudo() {

@@ -18,6 +18,8 @@
 //   tronch_testkit gcra-script              -> the Redis GCRA Lua script
 //   tronch_testkit gcra-seq <rate> <period s> <burst> <now us>...
 //      line 1: "<interval us> <capacity>", then per check: "<allowed> <remaining> <retry us> <reset us>"
+//   tronch_testkit bulk <n> live|test       -> n lines "<key> <redis key name> <record JSON>" (bench/run)
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -35,7 +37,7 @@ namespace {
 
 int usage() {
     std::cerr << "usage: tronch_testkit key live|test | hash <key> | record [options] | "
-                 "redis-key <hash> | event <hash> <id> | event --rebuilt | names\n";
+                 "redis-key <hash> | event <hash> <id> | event --rebuilt | names | bulk <n> live|test\n";
     return 2;
 }
 
@@ -130,6 +132,26 @@ int main(int argc, char** argv) try {
         event.key_hash = std::string(args[1]);
         event.id = std::string(args[2]);
         std::cout << tronch::redis_keys::event_json(event) << "\n";
+        return 0;
+    }
+    if (cmd == "bulk" && args.size() == 3) {  // N keys: "<key> <redis key name> <record json>" per line
+        tronch::Environment env;
+        if (!tronch::parse_environment(args[2], env)) return fail("env must be live or test");
+        long n = std::stol(std::string(args[1]));
+        for (long i = 0; i < n; ++i) {
+            std::string key = tronch::generate_key(env);
+            tronch::KeyRecord record;
+            char id[48];  // room for any long, so the format cannot truncate
+            std::snprintf(id, sizeof id, "00000000-0000-4000-8000-%012ld", i);
+            record.id = id;
+            record.name = "bench";
+            record.owner = "bench";
+            record.prefix = std::string(tronch::display_prefix(key));
+            record.environment = env;
+            record.status = tronch::KeyStatus::active;
+            std::cout << key << " " << tronch::redis_keys::key_record(tronch::key_hash_hex(key)) << " "
+                      << tronch::encode_key_record(record) << "\n";
+        }
         return 0;
     }
     if (cmd == "names" && args.size() == 1) {
