@@ -48,103 +48,110 @@ ngx_http_tronch_remove_header(ngx_http_request_t *r, ngx_table_elt_t *h)
 }
 
 
-/* The key, from Authorization: Bearer (or the configured header); never the query string. */
-ngx_int_t
-ngx_http_tronch_find_key(ngx_http_request_t *r, ngx_http_tronch_loc_conf_t *lcf,
-    ngx_str_t *key, ngx_table_elt_t **elt)
+/* The value with blanks trimmed, or NGX_DECLINED if nothing is left. */
+static ngx_int_t
+ngx_http_tronch_trimmed(u_char *p, u_char *last, ngx_str_t *out)
+{
+    while (p < last && (*p == ' ' || *p == '\t')) {
+        p++;
+    }
+
+    while (last > p && (last[-1] == ' ' || last[-1] == '\t')) {
+        last--;
+    }
+
+    if (p == last) {
+        return NGX_DECLINED;
+    }
+
+    out->data = p;
+    out->len = last - p;
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_tronch_bearer(ngx_table_elt_t *auth, ngx_str_t *key)
+{
+    if (auth == NULL
+        || auth->value.len <= sizeof("Bearer ") - 1
+        || ngx_strncasecmp(auth->value.data, (u_char *) "Bearer ", sizeof("Bearer ") - 1) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_tronch_trimmed(auth->value.data + sizeof("Bearer ") - 1,
+                                   auth->value.data + auth->value.len, key);
+}
+
+
+/* The last request header with this name (case-insensitive), or NULL. */
+static ngx_table_elt_t *
+ngx_http_tronch_header(ngx_http_request_t *r, ngx_str_t *name)
 {
     ngx_list_part_t  *part;
-    ngx_table_elt_t  *h, *auth, *api;
+    ngx_table_elt_t  *h, *found;
     ngx_uint_t        i;
-    ngx_str_t        *want;
-    u_char           *p, *last;
 
-    auth = NULL;
-    api = NULL;
-    want = &lcf->key_header;
+    found = NULL;
 
     for (part = &r->headers_in.headers.part; part; part = part->next) {
         h = part->elts;
 
         for (i = 0; i < part->nelts; i++) {
-            if (h[i].key.len == 0 || h[i].value.len == 0) {
-                continue;
-            }
-
-            if (want->len) {
-                if (h[i].key.len == want->len
-                    && ngx_strncasecmp(h[i].key.data, want->data, want->len) == 0)
-                {
-                    if (want->len == sizeof("Authorization") - 1
-                        && ngx_strncasecmp(want->data, (u_char *) "Authorization", want->len) == 0)
-                    {
-                        auth = &h[i];
-                    } else {
-                        api = &h[i];
-                    }
-                }
-                continue;
-            }
-
-            if (h[i].key.len == sizeof("Authorization") - 1
-                && ngx_strncasecmp(h[i].key.data, (u_char *) "Authorization",
-                                   sizeof("Authorization") - 1) == 0)
+            if (h[i].key.len == name->len
+                && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
             {
-                auth = &h[i];
-
-            } else if (h[i].key.len == sizeof("X-API-Key") - 1
-                       && ngx_strncasecmp(h[i].key.data, (u_char *) "X-API-Key",
-                                          sizeof("X-API-Key") - 1) == 0)
-            {
-                api = &h[i];
+                found = &h[i];
             }
         }
     }
 
-    if (auth
-        && auth->value.len > sizeof("Bearer ") - 1
-        && ngx_strncasecmp(auth->value.data, (u_char *) "Bearer ", sizeof("Bearer ") - 1) == 0)
+    return found;
+}
+
+
+/*
+ * The key, from Authorization: Bearer, else X-API-Key (or only the configured header); never
+ * the query string. nginx's header parser has already found Authorization
+ * (r->headers_in.authorization), so the usual request needs no scan of its headers.
+ */
+ngx_int_t
+ngx_http_tronch_find_key(ngx_http_request_t *r, ngx_http_tronch_loc_conf_t *lcf,
+    ngx_str_t *key, ngx_table_elt_t **elt)
+{
+    static ngx_str_t   api_key = ngx_string("X-API-Key");
+    ngx_str_t         *want;
+    ngx_table_elt_t   *h;
+
+    want = &lcf->key_header;
+
+    if (want->len == 0
+        || (want->len == sizeof("Authorization") - 1
+            && ngx_strncasecmp(want->data, (u_char *) "Authorization", want->len) == 0))
     {
-        p = auth->value.data + sizeof("Bearer ") - 1;
-        last = auth->value.data + auth->value.len;
+        h = r->headers_in.authorization;
 
-        while (p < last && (*p == ' ' || *p == '\t')) {
-            p++;
-        }
-
-        while (last > p && (last[-1] == ' ' || last[-1] == '\t')) {
-            last--;
-        }
-
-        if (p < last) {
-            key->data = p;
-            key->len = last - p;
-            *elt = auth;
+        if (ngx_http_tronch_bearer(h, key) == NGX_OK) {
+            *elt = h;
             return NGX_OK;
         }
+
+        if (want->len) {
+            return NGX_DECLINED;
+        }
+
+        want = &api_key;
     }
 
-    if (api) {
-        p = api->value.data;
-        last = p + api->value.len;
+    h = ngx_http_tronch_header(r, want);
 
-        while (p < last && (*p == ' ' || *p == '\t')) {
-            p++;
-        }
-
-        while (last > p && (last[-1] == ' ' || last[-1] == '\t')) {
-            last--;
-        }
-
-        if (p < last) {
-            key->data = p;
-            key->len = last - p;
-            *elt = api;
-            return NGX_OK;
-        }
+    if (h == NULL || ngx_http_tronch_trimmed(h->value.data, h->value.data + h->value.len, key) != NGX_OK) {
+        return NGX_DECLINED;
     }
 
-    return NGX_DECLINED;
+    *elt = h;
+    return NGX_OK;
 }
 
 

@@ -471,11 +471,11 @@ ngx_http_tronch_access_handler(ngx_http_request_t *r)
 
     ctx->key_elt = elt;
 
-    if (tronch_bridge_parse_key((const char *) key.data, key.len, &ctx->key_env, ctx->digest,
-                                ctx->hex) != 0)
-    {
+    if (tronch_bridge_parse_key((const char *) key.data, key.len, &ctx->key_env, ctx->digest) != 0) {
         return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_MALFORMED_KEY);
     }
+
+    ctx->key_parsed = 1;
 
     /* the key says its environment: no lookup needed to refuse it here */
     if (lcf->environment != NGX_HTTP_TRONCH_ENV_ANY
@@ -497,7 +497,7 @@ ngx_http_tronch_access_handler(ngx_http_request_t *r)
     ctx->stale = (crc == NGX_HTTP_TRONCH_CACHE_STALE);
     ctx->generation = ngx_http_tronch_cache_generation(mcf->shm_zone);
 
-    ctx->pending = ngx_http_tronch_redis_lookup(ctx->hex, ngx_http_tronch_lookup_done, ctx,
+    ctx->pending = ngx_http_tronch_redis_lookup(ctx->digest, ngx_http_tronch_lookup_done, ctx,
                                                 r->connection->log);
 
     if (ctx->pending == NULL) {
@@ -562,7 +562,7 @@ ngx_http_tronch_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v, ui
         break;
 
     case 2:  /* $tronch_key_env */
-        if (ctx->hex[0] == '\0') {
+        if (!ctx->key_parsed) {
             v->not_found = 1;
             return NGX_OK;
         }

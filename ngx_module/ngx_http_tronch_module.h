@@ -150,11 +150,11 @@ typedef struct {
     unsigned                      lookup_failed:1;
     unsigned                      headers_cleaned:1;
     unsigned                      counted:1;     /* once per request, not per redirect */
+    unsigned                      key_parsed:1;  /* key_env and digest are set */
     int                           key_env;
     ngx_atomic_uint_t             generation;
     ngx_table_elt_t              *key_elt;
     u_char                        digest[TRONCH_DIGEST_LEN];
-    char                          hex[TRONCH_HEX_LEN];
     ngx_http_tronch_answer_t      answer;
     unsigned                      limit_checked:1;  /* the key's limit was applied */
     unsigned                      limit_headers:1;  /* send the rate-limit headers */
@@ -234,7 +234,7 @@ typedef void (*ngx_http_tronch_lookup_done_pt)(void *data, ngx_http_tronch_looku
 ngx_int_t ngx_http_tronch_redis_init_process(ngx_cycle_t *cycle, ngx_http_tronch_main_conf_t *mcf);
 void ngx_http_tronch_redis_exit_process(ngx_cycle_t *cycle);
 /* Starts a lookup; returns the pending handle, or NULL if Redis is not available now. */
-ngx_http_tronch_pending_t *ngx_http_tronch_redis_lookup(const char *hex,
+ngx_http_tronch_pending_t *ngx_http_tronch_redis_lookup(const u_char *digest,
     ngx_http_tronch_lookup_done_pt done, void *data, ngx_log_t *log);
 /* The caller no longer wants the answer (request gone, or timed out). */
 void ngx_http_tronch_redis_cancel(ngx_http_tronch_pending_t *p, ngx_uint_t timed_out);

@@ -279,7 +279,7 @@ ngx_http_tronch_exists_reply(redisAsyncContext *ac, void *r, void *privdata)
 
 
 ngx_http_tronch_pending_t *
-ngx_http_tronch_redis_lookup(const char *hex, ngx_http_tronch_lookup_done_pt done, void *data,
+ngx_http_tronch_redis_lookup(const u_char *digest, ngx_http_tronch_lookup_done_pt done, void *data,
     ngx_log_t *log)
 {
     ngx_http_tronch_link_t     *link = &ngx_http_tronch_cmd_link;
@@ -291,7 +291,7 @@ ngx_http_tronch_redis_lookup(const char *hex, ngx_http_tronch_lookup_done_pt don
         return NULL;
     }
 
-    len = tronch_bridge_redis_key(hex, name, sizeof(name));
+    len = tronch_bridge_redis_key(digest, name, sizeof(name));
     if (len == 0) {
         return NULL;
     }

@@ -47,8 +47,7 @@ bool valid_result(int result) noexcept { return result >= 0 && result < TRONCH_R
 
 extern "C" {
 
-int tronch_bridge_parse_key(const char* key, std::size_t len, int* env, uint8_t digest[TRONCH_DIGEST_LEN],
-                            char hex[TRONCH_HEX_LEN]) noexcept {
+int tronch_bridge_parse_key(const char* key, std::size_t len, int* env, uint8_t digest[TRONCH_DIGEST_LEN]) noexcept {
     try {
         std::string_view text(key, len);
         tronch::ParsedKey parsed = tronch::parse_key(text);
@@ -56,7 +55,6 @@ int tronch_bridge_parse_key(const char* key, std::size_t len, int* env, uint8_t 
         tronch::Sha256Digest d;
         if (!tronch::sha256(text, d)) return -2;
         std::memcpy(digest, d.data(), d.size());
-        tronch::hex_encode(d.data(), d.size(), hex);
         *env = static_cast<int>(parsed.environment);
         return 0;
     } catch (...) {
@@ -142,8 +140,10 @@ int tronch_bridge_cidr_match(const tronch_cidr_t* cidr, int family, const uint8_
     }
 }
 
-std::size_t tronch_bridge_redis_key(const char hex[TRONCH_HEX_LEN], char* out, std::size_t out_len) noexcept {
+std::size_t tronch_bridge_redis_key(const uint8_t digest[TRONCH_DIGEST_LEN], char* out, std::size_t out_len) noexcept {
     try {
+        char hex[TRONCH_HEX_LEN];
+        tronch::hex_encode(digest, TRONCH_DIGEST_LEN, hex);
         std::string name = tronch::redis_keys::key_record(std::string_view(hex, TRONCH_HEX_LEN));
         if (name.size() + 1 > out_len) return 0;
         std::memcpy(out, name.data(), name.size());

@@ -81,11 +81,11 @@ typedef struct {
 
 /*
  * Format and checksum check (no I/O), then SHA-256 of the whole key.
- * Returns 0 and fills env, digest (32 bytes) and hex (64 characters, not terminated);
- * -1 for a malformed key; -2 if hashing failed.
+ * Returns 0 and fills env and digest (32 bytes); -1 for a malformed key; -2 if hashing failed.
+ * (No hex here: only a cache miss needs the hex name, see tronch_bridge_redis_key.)
  */
 int tronch_bridge_parse_key(const char *key, size_t len, int *env,
-    uint8_t digest[TRONCH_DIGEST_LEN], char hex[TRONCH_HEX_LEN]) TRONCH_NOEXCEPT;
+    uint8_t digest[TRONCH_DIGEST_LEN]) TRONCH_NOEXCEPT;
 
 /* Decodes a record JSON strictly. Returns 0 on success, -1 (and a message in err) if not. */
 int tronch_bridge_decode_record(const char *json, size_t len, tronch_record_t *out,
@@ -101,8 +101,10 @@ int tronch_bridge_parse_event(const char *json, size_t len, int *type,
 /* family: 4 or 6; address: 4 or 16 bytes, network order. 1 if inside, 0 if not. */
 int tronch_bridge_cidr_match(const tronch_cidr_t *cidr, int family, const uint8_t *address) TRONCH_NOEXCEPT;
 
-/* The Redis name of a key record into out (NUL terminated); returns its length or 0. */
-size_t tronch_bridge_redis_key(const char hex[TRONCH_HEX_LEN], char *out, size_t out_len) TRONCH_NOEXCEPT;
+/* The Redis name of the key record whose SHA-256 is digest, into out (NUL terminated);
+ * returns its length or 0. */
+size_t tronch_bridge_redis_key(const uint8_t digest[TRONCH_DIGEST_LEN], char *out, size_t out_len)
+    TRONCH_NOEXCEPT;
 
 /* Fixed names (NUL terminated, static storage). */
 const char *tronch_bridge_mirror_epoch_key(void) TRONCH_NOEXCEPT;

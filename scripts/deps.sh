@@ -4,7 +4,7 @@
 TRONCH_PACKAGES=(
   build-essential cmake pkg-config git procps util-linux iproute2 curl
   nginx-core nginx-dev
-  libssl-dev libpq-dev libhiredis-dev nlohmann-json3-dev
+  libssl-dev zlib1g-dev libpq-dev libhiredis-dev nlohmann-json3-dev
   libboost-dev libboost-test-dev libboost-program-options-dev
   postgresql postgresql-client redis-server redis-tools
   python3 python3-pytest python3-requests python3-redis python3-psycopg2
