@@ -12,8 +12,8 @@ struct Config {
     std::string admin_token;                   // TRONCH_ADMIN_TOKEN (required to serve)
     std::string secret_key_hex;                // TRONCH_SECRET_KEY: hex; else derived from the token
     int io_threads = 2;                        // TRONCH_IO_THREADS
-    int worker_threads = 8;                    // TRONCH_WORKER_THREADS (blocking libpq/hiredis work)
-    int pg_pool_size = 8;                      // TRONCH_PG_POOL_SIZE
+    int worker_threads = 0;                    // TRONCH_WORKER_THREADS (blocking libpq/hiredis work); 0: pg_pool_size
+    int pg_pool_size = 0;                      // TRONCH_PG_POOL_SIZE; 0: 2 x CPU cores, 2..16
     int pg_connect_timeout_s = 3;              // TRONCH_PG_CONNECT_TIMEOUT_S
     int pg_statement_timeout_ms = 5000;        // TRONCH_PG_STATEMENT_TIMEOUT_MS
     int pg_acquire_timeout_ms = 3000;          // TRONCH_PG_ACQUIRE_TIMEOUT_MS
@@ -29,6 +29,9 @@ struct Config {
     // The 32-byte server secret (from secret_key_hex, else HMAC-derived from the admin token).
     std::string secret_key() const;
 };
+
+// The PostgreSQL pool size when none is configured: twice the cores, between 2 and 16.
+int default_pool_size(unsigned cores);
 
 // Defaults, then the file named by `file_path` (or TRONCH_CONFIG when empty), then env.
 Config load_config(const std::string& file_path);

@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "api_error.hpp"
+#include "config.hpp"
 #include "cursor.hpp"
 #include "idempotency.hpp"
 #include "validation.hpp"
@@ -120,4 +121,13 @@ BOOST_AUTO_TEST_CASE(idempotency_crypto_round_trip) {
     BOOST_TEST(idempotency::valid_key("abc"));
     BOOST_TEST(!idempotency::valid_key("a b"));
     BOOST_TEST(!idempotency::valid_key(""));
+}
+
+BOOST_AUTO_TEST_CASE(default_pool_is_twice_the_cores_within_bounds) {
+    using tronch::cp::default_pool_size;
+    BOOST_TEST(default_pool_size(0) == 2);   // hardware_concurrency() may not know
+    BOOST_TEST(default_pool_size(1) == 2);
+    BOOST_TEST(default_pool_size(2) == 4);
+    BOOST_TEST(default_pool_size(6) == 12);
+    BOOST_TEST(default_pool_size(64) == 16);
 }
