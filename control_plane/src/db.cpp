@@ -39,12 +39,82 @@ PgResult PgConn::check(PGresult* r) {
     throw DbError(msg, sqlstate);
 }
 
-PgResult PgConn::exec(const std::string& sql, const std::vector<Param>& params) {
+namespace {
+
+std::vector<const char*> param_values(const std::vector<Param>& params) {
     std::vector<const char*> values;
     values.reserve(params.size());
     for (auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-    return check(PQexecParams(c_.get(), sql.c_str(), static_cast<int>(params.size()), nullptr, values.data(), nullptr,
-                              nullptr, 0));
+    return values;
+}
+
+}  // namespace
+
+PgResult PgConn::exec(const std::string& sql, const std::vector<Param>& params) {
+    if (!deferred_.empty()) return exec_pipelined(sql, params);
+    auto values = param_values(params);
+    PgResult r = check(PQexecParams(c_.get(), sql.c_str(), static_cast<int>(params.size()), nullptr, values.data(),
+                                    nullptr, nullptr, 0));
+    ++answered_;
+    return r;
+}
+
+void PgConn::defer(std::string sql, std::vector<Param> params) {
+    deferred_.push_back({std::move(sql), std::move(params)});
+}
+
+bool PgConn::in_transaction() const {
+    PGTransactionStatusType st = PQtransactionStatus(c_.get());
+    return st == PQTRANS_INTRANS || st == PQTRANS_INERROR || st == PQTRANS_ACTIVE;
+}
+
+// The deferred statements and this one, sent back to back and answered after one sync. After
+// an error the server skips the rest (PGRES_PIPELINE_ABORTED); the first error is thrown, once
+// every result up to the sync has been read, so the connection stays usable.
+PgResult PgConn::exec_pipelined(const std::string& sql, const std::vector<Param>& params) {
+    std::vector<Deferred> batch;
+    batch.swap(deferred_);
+    PGconn* c = c_.get();
+    auto fail = [&]() -> PgResult {
+        broken_ = true;  // the pipeline's state is unknown: never reuse this connection
+        return check(nullptr);
+    };
+    if (PQenterPipelineMode(c) != 1) return fail();
+    auto send = [&](const std::string& text, const std::vector<Param>& ps) {
+        auto values = param_values(ps);
+        return PQsendQueryParams(c, text.c_str(), static_cast<int>(ps.size()), nullptr, values.data(), nullptr,
+                                 nullptr, 0) == 1;
+    };
+    for (auto& d : batch) {
+        if (!send(d.sql, d.params)) return fail();
+    }
+    if (!send(sql, params) || PQpipelineSync(c) != 1) return fail();
+
+    std::optional<PgResult> first_error;
+    std::optional<PgResult> last;
+    for (std::size_t i = 0; i <= batch.size(); ++i) {
+        PGresult* r = PQgetResult(c);
+        if (r == nullptr) return fail();
+        while (PGresult* extra = PQgetResult(c)) PQclear(extra);  // up to this query's end (NULL)
+        ExecStatusType st = PQresultStatus(r);
+        PgResult res(r);
+        if (st == PGRES_PIPELINE_ABORTED) continue;
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
+            if (!first_error) first_error.emplace(std::move(res));
+            continue;
+        }
+        ++answered_;
+        if (i == batch.size()) last.emplace(std::move(res));
+    }
+    PGresult* sync = PQgetResult(c);
+    bool synced = sync != nullptr && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+    PQclear(sync);
+    if (!synced || PQexitPipelineMode(c) != 1) return fail();
+    if (first_error) {
+        ++answered_;  // the server answered, with an error
+        return check(first_error->release());
+    }
+    return std::move(*last);
 }
 
 void PgConn::exec_script(const std::string& sql) { check(PQexec(c_.get(), sql.c_str())); }

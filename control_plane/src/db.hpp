@@ -40,6 +40,7 @@ public:
     std::optional<std::int64_t> opt_i64(int row, int col) const { return null(row, col) ? std::nullopt : std::optional(i64(row, col)); }
     // A bytea column selected as-is (text format, \x hex) decoded to raw bytes.
     std::string bytea(int row, int col) const;
+    PGresult* release() { return r_.release(); }
 
 private:
     std::unique_ptr<PGresult, decltype(&PQclear)> r_;
@@ -48,8 +49,20 @@ private:
 class PgConn {
 public:
     explicit PgConn(PGconn* c) : c_(c, PQfinish) {}
-    // Parameterised query (text params). Throws DbUnavailable / DbError.
+    // Parameterised query (text params). Throws DbUnavailable / DbError. Statements queued with
+    // defer() go first, in the same round trip.
     PgResult exec(const std::string& sql, const std::vector<Param>& params = {});
+    // Queues a statement whose result nobody reads (BEGIN, audit rows, idempotency records): it
+    // is sent together with the next exec(), in one round trip (libpq pipeline mode), and its
+    // error, if any, is thrown by that exec(). A create is then 2 round trips instead of 4.
+    void defer(std::string sql, std::vector<Param> params = {});
+    // Forgets queued statements (the transaction is abandoned before they were sent).
+    void drop_deferred() { deferred_.clear(); }
+    // Statements answered so far on this connection: 0 means the server has seen nothing from
+    // this lease yet, so a failure is the connection's fault and a retry is safe.
+    std::size_t answered() const { return answered_; }
+    // True inside a transaction block on the server (after BEGIN was sent), even a failed one.
+    bool in_transaction() const;
     // Several statements at once (migrations). Throws DbUnavailable / DbError.
     void exec_script(const std::string& sql);
     bool broken() const { return broken_ || PQstatus(c_.get()) != CONNECTION_OK; }
@@ -58,7 +71,14 @@ public:
 
 private:
     PgResult check(PGresult* r);
+    PgResult exec_pipelined(const std::string& sql, const std::vector<Param>& params);
+    struct Deferred {
+        std::string sql;
+        std::vector<Param> params;
+    };
     std::unique_ptr<PGconn, decltype(&PQfinish)> c_;
+    std::vector<Deferred> deferred_;
+    std::size_t answered_ = 0;
     bool broken_ = false;
 };
 
@@ -118,13 +138,7 @@ template <class F>
 auto PgPool::transaction(F&& f) -> decltype(f(std::declval<PgConn&>())) {
     for (int attempt = 0;; ++attempt) {
         Lease conn = acquire();
-        try {
-            conn->exec("BEGIN");
-        } catch (const DbUnavailable&) {
-            conn->mark_broken();
-            if (conn.reused() && attempt == 0) continue;  // stale idle connection: retry once
-            throw;
-        }
+        conn->defer("BEGIN");  // sent with f's first statement
         try {
             if constexpr (std::is_void_v<decltype(f(*conn))>) {
                 f(*conn);
@@ -135,8 +149,15 @@ auto PgPool::transaction(F&& f) -> decltype(f(std::declval<PgConn&>())) {
                 conn->exec("COMMIT");
                 return result;
             }
+        } catch (const DbUnavailable&) {
+            conn->drop_deferred();
+            conn->mark_broken();
+            // a stale idle connection fails on its first round trip: retry once on a new one
+            if (conn.reused() && attempt == 0 && conn->answered() == 0) continue;
+            throw;
         } catch (...) {
-            if (!conn->broken()) {
+            conn->drop_deferred();
+            if (!conn->broken() && conn->in_transaction()) {
                 try { conn->exec("ROLLBACK"); } catch (...) { conn->mark_broken(); }
             }
             throw;

@@ -72,8 +72,9 @@ std::optional<KeyService::Idem> KeyService::idem_for(const RequestContext& ctx, 
 }
 
 std::optional<ServiceResult> KeyService::idem_replay(PgConn& c, const Idem& i) {
-    // Serialises concurrent requests with the same Idempotency-Key until commit.
-    c.exec("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", {i.lookup});
+    // Serialises concurrent requests with the same Idempotency-Key until commit (sent with the
+    // SELECT below; the server runs them in order, so the SELECT waits for the lock).
+    c.defer("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", {i.lookup});
     auto r = c.exec(
         "SELECT endpoint, request_hash, status, response FROM idempotency_keys "
         "WHERE id_hash = $1 AND created_at > now() - $2::bigint * interval '1 hour'",
@@ -98,7 +99,7 @@ std::optional<ServiceResult> KeyService::idem_replay(PgConn& c, const Idem& i) {
 
 void KeyService::idem_store(PgConn& c, const Idem& i, const ServiceResult& r) {
     std::string sealed = idempotency::seal(secret_, i.key, i.aad, r.body.dump());
-    c.exec(
+    c.defer(
         "INSERT INTO idempotency_keys (id_hash, endpoint, request_hash, status, response) "
         "VALUES ($1, $2, $3, $4, $5::bytea) ON CONFLICT (id_hash) DO UPDATE SET endpoint = excluded.endpoint, "
         "request_hash = excluded.request_hash, status = excluded.status, response = excluded.response, created_at = now()",
@@ -107,7 +108,7 @@ void KeyService::idem_store(PgConn& c, const Idem& i, const ServiceResult& r) {
 
 void KeyService::audit_row(PgConn& c, const RequestContext& ctx, const char* action, const std::string& key_id,
                            const nlohmann::json& before, const nlohmann::json& after) {
-    c.exec(
+    c.defer(  // sent with the next statement or the COMMIT
         "INSERT INTO audit_log (actor, action, key_id, request_id, before, after) "
         "VALUES ($1, $2, $3::uuid, $4, $5::jsonb, $6::jsonb)",
         {ctx.actor, std::string(action), key_id, ctx.request_id.empty() ? Param() : Param(ctx.request_id),

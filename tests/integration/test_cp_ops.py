@@ -47,7 +47,8 @@ def test_metrics(api):
     assert 'tronchd_http_requests_total{route="/api/v1/keys",method="POST",status="201"} 1' in t
     assert 'tronchd_http_requests_total{route="/api/v1/keys/{id}",method="GET",status="400"} 1' in t
     assert re.search(r'tronchd_http_request_duration_seconds_bucket\{route="/api/v1/keys",le="\+Inf"\} \d+', t)
-    assert "tronchd_pg_pool_connections{state=\"in_use\"}" in t and "tronchd_pg_pool_size 8" in t
+    default_pool = min(16, max(2, 2 * (os.cpu_count() or 1)))  # tronchd's default: 2 x cores, 2..16
+    assert "tronchd_pg_pool_connections{state=\"in_use\"}" in t and f"tronchd_pg_pool_size {default_pool}\n" in t
     assert "tronchd_redis_errors_total 0" in t
     assert re.search(r'tronchd_keys\{status="active"\} [1-9]', t)
     for line in t.splitlines():  # every sample line parses as name{labels} value
