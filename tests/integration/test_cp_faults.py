@@ -159,3 +159,37 @@ def test_plaintext_key_found_nowhere(d, api, postgres, redis_client):
         blob.append(name)
     text = "\n".join(blob)
     assert "tronch:key:" in text and all(p not in text for p in plaintexts)
+
+
+def test_a_failing_audit_row_undoes_the_change(api, postgres):
+    """The audit row is pipelined after the change (one round trip with the COMMIT); if the server
+    refuses it, the whole transaction is rolled back, the client gets a 500 without details, and
+    the pooled connection keeps working."""
+    postgres.psql_admin("""
+        CREATE FUNCTION refuse_marked_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.request_id = 'audit-must-fail' THEN RAISE EXCEPTION 'audit refused by test trigger'; END IF;
+          RETURN NEW;
+        END $$;
+        CREATE TRIGGER refuse_marked_audit BEFORE INSERT ON audit_log
+          FOR EACH ROW EXECUTE FUNCTION refuse_marked_audit();
+    """, db=postgres.dbname)
+    try:
+        count = "SELECT count(*) FROM api_keys WHERE name = 'audit-fails'"
+        for _ in range(3):  # more than once: the connection must come back clean every time
+            r = api.req("POST", "/api/v1/keys", json_body={"environment": "live", "name": "audit-fails"},
+                        headers={"X-Request-Id": "audit-must-fail"})
+            assert_error(r, 500, "internal_error")
+            assert "audit refused" not in r.text
+        assert postgres.psql_admin(count, db=postgres.dbname).strip() == "0"
+        k, _ = api.create(name="audit-ok")
+        k2 = api.req("POST", f"/api/v1/keys/{k['id']}/rotate", json_body={"grace_period_seconds": 60},
+                     headers={"X-Request-Id": "audit-must-fail"})
+        assert_error(k2, 500, "internal_error")
+        assert api.req("GET", f"/api/v1/keys/{k['id']}").json()["status"] == "active"
+        assert postgres.psql_admin(f"SELECT count(*) FROM api_keys WHERE rotated_from = '{k['id']}'",
+                                   db=postgres.dbname).strip() == "0"
+    finally:
+        postgres.psql_admin("DROP TRIGGER refuse_marked_audit ON audit_log; DROP FUNCTION refuse_marked_audit();",
+                            db=postgres.dbname)
+    assert api.create(name="after")[0]["status"] == "active"
