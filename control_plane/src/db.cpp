@@ -70,7 +70,9 @@ bool PgConn::in_transaction() const {
 
 // The deferred statements and this one, sent back to back and answered after one sync. After
 // an error the server skips the rest (PGRES_PIPELINE_ABORTED); the first error is thrown, once
-// every result up to the sync has been read, so the connection stays usable.
+// every result up to the sync has been read, so the connection stays usable. The connection is
+// blocking, which is safe here only because a batch is a few small statements: their results fit
+// in the socket buffers while we are still sending.
 PgResult PgConn::exec_pipelined(const std::string& sql, const std::vector<Param>& params) {
     std::vector<Deferred> batch;
     batch.swap(deferred_);
