@@ -47,10 +47,11 @@ void check_if_match(const RequestContext& ctx, const KeyRow& k) {
                        "If-Match does not match the key's current ETag " + etag_for(k.version));
 }
 
-nlohmann::json with_plaintext(const KeyRow& k, const std::string& plaintext) {
-    nlohmann::json j = key_api_json(k);
-    j["key"] = plaintext;
-    return j;
+// The API view plus the plaintext, shown this once. Takes the view already built for the audit
+// row: building it is most of a create's CPU in tronchd (callgrind, bench/RESULTS.md).
+nlohmann::json with_plaintext(nlohmann::json view, const std::string& plaintext) {
+    view["key"] = plaintext;
+    return view;
 }
 
 }  // namespace
@@ -135,10 +136,11 @@ ServiceResult KeyService::create(const nlohmann::json& body, const RequestContex
                                        nlohmann::json(req.allowed_cidrs).dump(), req.metadata.dump(),
                                        opt_num(req.expires_at_us), std::nullopt});
         KeyRow k = read_key_row(r, 0);
-        audit_row(c, ctx, "create", k.id, nullptr, key_api_json(k));
+        nlohmann::json view = key_api_json(k);
+        audit_row(c, ctx, "create", k.id, nullptr, view);
         ServiceResult out;
         out.status = 201;
-        out.body = with_plaintext(k, plaintext);
+        out.body = with_plaintext(std::move(view), plaintext);
         out.version = k.version;
         out.location = "/api/v1/keys/" + k.id;
         if (idem) idem_store(c, *idem, out);
@@ -280,12 +282,14 @@ ServiceResult KeyService::rotate(const std::string& id, const nlohmann::json& bo
                                           "version = version + 1 WHERE id = $1::uuid RETURNING ") + kKeyColumns,
                               {id, std::to_string(grace)});
         KeyRow old_after = read_key_row(u, 0);
-        audit_row(c, ctx, "rotate", id, key_api_json(old), key_api_json(old_after));
-        audit_row(c, ctx, "create", fresh.id, nullptr, key_api_json(fresh));
+        nlohmann::json old_view = key_api_json(old_after);
+        nlohmann::json fresh_view = key_api_json(fresh);
+        audit_row(c, ctx, "rotate", id, key_api_json(old), old_view);
+        audit_row(c, ctx, "create", fresh.id, nullptr, fresh_view);
         ServiceResult out;
         out.status = 201;
-        out.body = with_plaintext(fresh, plaintext);
-        out.body["previous"] = key_api_json(old_after);
+        out.body = with_plaintext(std::move(fresh_view), plaintext);
+        out.body["previous"] = std::move(old_view);
         out.version = fresh.version;
         out.location = "/api/v1/keys/" + fresh.id;
         OPENSSL_cleanse(plaintext.data(), plaintext.size());
