@@ -165,7 +165,13 @@ PgPool::Lease PgPool::acquire() {
 void PgPool::release(std::unique_ptr<PgConn> c) {
     std::lock_guard lock(mu_);
     --in_use_;
-    if (c && !c->broken()) idle_.push_back(std::move(c));
+    if (c && !c->broken()) {
+        idle_.push_back(std::move(c));
+    } else if (c && c->lost()) {
+        // The server dropped this one, so it most likely dropped the idle ones too (a restart):
+        // forget them, so that the caller's one retry gets a fresh connection, not another stale one.
+        idle_.clear();
+    }
     cv_.notify_one();
 }
 

@@ -58,9 +58,11 @@ public:
     void defer(std::string sql, std::vector<Param> params = {});
     // Forgets queued statements (the transaction is abandoned before they were sent).
     void drop_deferred() { deferred_.clear(); }
-    // Statements answered so far on this connection: 0 means the server has seen nothing from
-    // this lease yet, so a failure is the connection's fault and a retry is safe.
+    // Statements the server has answered on this connection so far. Unchanged across a failed
+    // call means the server answered nothing: the connection failed, not the statement.
     std::size_t answered() const { return answered_; }
+    // The socket is gone (the server restarted or the network dropped it).
+    bool lost() const { return PQstatus(c_.get()) != CONNECTION_OK; }
     // True inside a transaction block on the server (after BEGIN was sent), even a failed one.
     bool in_transaction() const;
     // Several statements at once (migrations). Throws DbUnavailable / DbError.
@@ -138,6 +140,7 @@ template <class F>
 auto PgPool::transaction(F&& f) -> decltype(f(std::declval<PgConn&>())) {
     for (int attempt = 0;; ++attempt) {
         Lease conn = acquire();
+        const std::size_t answered_before = conn->answered();
         conn->defer("BEGIN");  // sent with f's first statement
         try {
             if constexpr (std::is_void_v<decltype(f(*conn))>) {
@@ -153,7 +156,7 @@ auto PgPool::transaction(F&& f) -> decltype(f(std::declval<PgConn&>())) {
             conn->drop_deferred();
             conn->mark_broken();
             // a stale idle connection fails on its first round trip: retry once on a new one
-            if (conn.reused() && attempt == 0 && conn->answered() == 0) continue;
+            if (conn.reused() && attempt == 0 && conn->answered() == answered_before) continue;
             throw;
         } catch (...) {
             conn->drop_deferred();

@@ -193,3 +193,22 @@ def test_a_failing_audit_row_undoes_the_change(api, postgres):
         postgres.psql_admin("DROP TRIGGER refuse_marked_audit ON audit_log; DROP FUNCTION refuse_marked_audit();",
                             db=postgres.dbname)
     assert api.create(name="after")[0]["status"] == "active"
+
+
+def test_first_requests_after_a_postgres_restart_succeed(tronchd_factory, postgres):
+    """Every pooled connection goes stale when Postgres restarts. The first request to meet one
+    retries once on a fresh connection (the pool drops the other stale ones), so clients see no
+    503 once Postgres is back. Background work is slowed down so that the requests, not the
+    mirror sweep, are the first to meet the stale connections."""
+    from concurrent.futures import ThreadPoolExecutor
+    api = Client(tronchd_factory(extra_env={"TRONCH_MIRROR_INTERVAL_MS": "600000",
+                                            "TRONCH_USAGE_INTERVAL_MS": "600000"}))
+    with ThreadPoolExecutor(8) as pool:  # concurrent, so the pool holds several idle connections
+        assert all(r[1].status_code == 201 for r in pool.map(lambda _: api.create(name="warm"), range(16)))
+    kid = api.create(name="before-restart")[0]["id"]
+    postgres.stop()
+    postgres.start()
+    r = api.req("POST", "/api/v1/keys", json_body={"environment": "live", "name": "after-restart"})
+    assert r.status_code == 201, r.text
+    assert api.req("GET", f"/api/v1/keys/{kid}").status_code == 200
+    assert api.req("GET", "/api/v1/keys?limit=5").status_code == 200
