@@ -48,7 +48,7 @@ void check_if_match(const RequestContext& ctx, const KeyRow& k) {
 }
 
 // The API view plus the plaintext, shown this once. Takes the view already built for the audit
-// row: building it is most of a create's CPU in tronchd (callgrind, bench/RESULTS.md).
+// row: building it twice was a fifth of tronchd's instructions per create (callgrind, bench/RESULTS.md).
 nlohmann::json with_plaintext(nlohmann::json view, const std::string& plaintext) {
     view["key"] = plaintext;
     return view;
