@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 import tronch_harness as h
+from module_support import Keys
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +61,12 @@ def tronchd_factory(postgres, redis_server):
     yield make
     for d in started:
         d.stop()
+
+
+@pytest.fixture
+def keys(redis_client):
+    """Writes key records to the shared Redis, with the mirror-complete mark set (so misses are
+    cached as negative, as in production)."""
+    k = Keys(redis_client)
+    k.mark_mirror_complete()
+    return k

@@ -3,9 +3,11 @@
 that echoes what it received."""
 from __future__ import annotations
 
+import concurrent.futures
 import http.client
 import json
 import subprocess
+import threading
 import time
 import uuid
 
@@ -125,6 +127,27 @@ def http_block(redis_addr: str, *, extra_http: str = "", locations: str = "", se
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+def flood(url: str, key: str, stop_at: float, threads: int = 6) -> dict:
+    """GETs with the key from `threads` threads until time.monotonic() reaches stop_at: counts of
+    200 ("ok"), 429 ("limited") and anything else ("other"), and each request's start ("times")."""
+    out = {"ok": 0, "limited": 0, "other": 0, "times": []}
+    lock = threading.Lock()
+
+    def run():
+        s = requests.Session()
+        while time.monotonic() < stop_at:
+            t = time.monotonic()
+            r = s.get(url, headers=bearer(key), timeout=5)
+            with lock:
+                out["times"].append(t)
+                out[{200: "ok", 429: "limited"}.get(r.status_code, "other")] += 1
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as ex:
+        for f in [ex.submit(run) for _ in range(threads)]:
+            f.result()
+    return out
 
 
 def problem(resp) -> dict:

@@ -7,15 +7,8 @@ import time
 import pytest
 import requests
 
-from module_support import (Keys, bearer, command_calls, http_block, new_key, problem,
+from module_support import (bearer, command_calls, http_block, new_key, problem,
                             status_metrics)
-
-
-@pytest.fixture
-def keys(redis_client):
-    k = Keys(redis_client)
-    k.mark_mirror_complete()
-    return k
 
 
 LOCATIONS = """

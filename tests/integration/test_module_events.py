@@ -7,17 +7,10 @@ import time
 import pytest
 import requests
 
-from module_support import (Keys, bearer, connection_per_worker, hit_every_worker, http_block, new_key, problem,
+from module_support import (bearer, connection_per_worker, hit_every_worker, http_block, new_key, problem,
                             status_metrics, until_all_refuse, wait_subscribers)
 
 WORKERS = 3
-
-
-@pytest.fixture
-def keys(redis_client):
-    k = Keys(redis_client)
-    k.mark_mirror_complete()
-    return k
 
 
 @pytest.fixture
