@@ -41,6 +41,10 @@ PgResult PgConn::check(PGresult* r) {
 
 namespace {
 
+// Far more than the daemon's distinct statements (about 40); a statement with a value built
+// into its text runs unprepared once the cap is reached instead of growing the map.
+constexpr std::size_t kMaxPreparedStatements = 256;
+
 std::vector<const char*> param_values(const std::vector<Param>& params) {
     std::vector<const char*> values;
     values.reserve(params.size());
@@ -50,11 +54,19 @@ std::vector<const char*> param_values(const std::vector<Param>& params) {
 
 }  // namespace
 
+const std::string* PgConn::prepared_name(const std::string& sql) const {
+    auto it = prepared_.find(sql);
+    return it == prepared_.end() ? nullptr : &it->second;
+}
+
+// A statement already prepared goes alone (Bind/Execute); anything else (deferred statements,
+// or one to prepare first) goes through the pipeline, so a first use costs no extra round trip.
 PgResult PgConn::exec(const std::string& sql, const std::vector<Param>& params) {
-    if (!deferred_.empty()) return exec_pipelined(sql, params);
+    const std::string* name = deferred_.empty() ? prepared_name(sql) : nullptr;
+    if (name == nullptr) return exec_pipelined(sql, params);
     auto values = param_values(params);
-    PgResult r = check(PQexecParams(c_.get(), sql.c_str(), static_cast<int>(params.size()), nullptr, values.data(),
-                                    nullptr, nullptr, 0));
+    PgResult r = check(PQexecPrepared(c_.get(), name->c_str(), static_cast<int>(params.size()), values.data(),
+                                      nullptr, nullptr, 0));
     ++answered_;
     return r;
 }
@@ -68,7 +80,9 @@ bool PgConn::in_transaction() const {
     return st == PQTRANS_INTRANS || st == PQTRANS_INERROR || st == PQTRANS_ACTIVE;
 }
 
-// The deferred statements and this one, sent back to back and answered after one sync. After
+// The deferred statements and this one, sent back to back and answered after one sync. A
+// statement this connection has not prepared yet is parsed first, in the same batch (a Parse,
+// then Bind/Execute by name); it is remembered as prepared only once the server said so. After
 // an error the server skips the rest (PGRES_PIPELINE_ABORTED); the first error is thrown, once
 // every result up to the sync has been read, so the connection stays usable. The connection is
 // blocking, which is safe here only because a batch is a few small statements: their results fit
@@ -82,10 +96,31 @@ PgResult PgConn::exec_pipelined(const std::string& sql, const std::vector<Param>
         return check(nullptr);
     };
     if (PQenterPipelineMode(c) != 1) return fail();
+
+    struct Sent {
+        const std::string* parsed_sql;  // a Parse: its SQL text; nullptr for a statement
+        std::string name;
+    };
+    std::vector<Sent> sent;
+    sent.reserve(2 * batch.size() + 2);
+    std::unordered_map<std::string, std::string> parsing;  // Parses queued in this batch
     auto send = [&](const std::string& text, const std::vector<Param>& ps) {
         auto values = param_values(ps);
-        return PQsendQueryParams(c, text.c_str(), static_cast<int>(ps.size()), nullptr, values.data(), nullptr,
-                                 nullptr, 0) == 1;
+        const int n = static_cast<int>(ps.size());
+        const std::string* name = prepared_name(text);
+        if (name == nullptr) {
+            if (auto it = parsing.find(text); it != parsing.end()) {
+                name = &it->second;
+            } else if (prepared_.size() + parsing.size() < kMaxPreparedStatements) {
+                auto [added, _] = parsing.emplace(text, "tronch_" + std::to_string(next_statement_++));
+                if (PQsendPrepare(c, added->second.c_str(), text.c_str(), 0, nullptr) != 1) return false;
+                sent.push_back({&added->first, added->second});
+                name = &added->second;
+            }
+        }
+        sent.push_back({nullptr, {}});
+        return (name ? PQsendQueryPrepared(c, name->c_str(), n, values.data(), nullptr, nullptr, 0)
+                     : PQsendQueryParams(c, text.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0)) == 1;
     };
     for (auto& d : batch) {
         if (!send(d.sql, d.params)) return fail();
@@ -94,7 +129,7 @@ PgResult PgConn::exec_pipelined(const std::string& sql, const std::vector<Param>
 
     std::optional<PgResult> first_error;
     std::optional<PgResult> last;
-    for (std::size_t i = 0; i <= batch.size(); ++i) {
+    for (std::size_t i = 0; i < sent.size(); ++i) {
         PGresult* r = PQgetResult(c);
         if (r == nullptr) return fail();
         while (PGresult* extra = PQgetResult(c)) PQclear(extra);  // up to this query's end (NULL)
@@ -105,8 +140,12 @@ PgResult PgConn::exec_pipelined(const std::string& sql, const std::vector<Param>
             if (!first_error) first_error.emplace(std::move(res));
             continue;
         }
+        if (sent[i].parsed_sql) {
+            prepared_.emplace(*sent[i].parsed_sql, sent[i].name);
+            continue;
+        }
         ++answered_;
-        if (i == batch.size()) last.emplace(std::move(res));
+        if (i + 1 == sent.size()) last.emplace(std::move(res));
     }
     PGresult* sync = PQgetResult(c);
     bool synced = sync != nullptr && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;

@@ -11,6 +11,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <libpq-fe.h>
@@ -71,15 +72,25 @@ public:
     void mark_broken() { broken_ = true; }
     std::string escape_bytea(std::string_view raw);  // -> '\x..' text for a bytea param
 
+    // Statements this connection has prepared on the server (for tests and metrics).
+    std::size_t prepared_count() const { return prepared_.size(); }
+
 private:
     PgResult check(PGresult* r);
     PgResult exec_pipelined(const std::string& sql, const std::vector<Param>& params);
+    // The server-side name of sql's prepared statement, or nullptr when sql is not prepared yet.
+    const std::string* prepared_name(const std::string& sql) const;
     struct Deferred {
         std::string sql;
         std::vector<Param> params;
     };
     std::unique_ptr<PGconn, decltype(&PQfinish)> c_;
     std::vector<Deferred> deferred_;
+    // SQL text -> server statement name. Statements are prepared on first use: parsing and
+    // planning were a third of Postgres's CPU per create (bench/RESULTS.md). Bounded, because
+    // a statement with a value built into its text would otherwise grow it without end.
+    std::unordered_map<std::string, std::string> prepared_;
+    std::size_t next_statement_ = 0;
     std::size_t answered_ = 0;
     bool broken_ = false;
 };
