@@ -125,6 +125,8 @@ ServiceResult KeyService::create(const nlohmann::json& body, const RequestContex
     std::string hash = key_hash_hex(plaintext);
     std::string prefix(display_prefix(plaintext));
 
+    std::optional<KeyRow> created;
+    Mirror::Hold held;  // from the INSERT until Redis has the row: see mirror.hpp
     ServiceResult res = pg_.transaction([&](PgConn& c) -> ServiceResult {
         if (idem) {
             if (auto replay = idem_replay(c, *idem)) return *replay;
@@ -136,6 +138,8 @@ ServiceResult KeyService::create(const nlohmann::json& body, const RequestContex
                                        nlohmann::json(req.allowed_cidrs).dump(), req.metadata.dump(),
                                        opt_num(req.expires_at_us), std::nullopt});
         KeyRow k = read_key_row(r, 0);
+        held = mirror_.hold(k.id);
+        created = k;
         nlohmann::json view = key_api_json(k);
         audit_row(c, ctx, "create", k.id, nullptr, view);
         ServiceResult out;
@@ -147,8 +151,9 @@ ServiceResult KeyService::create(const nlohmann::json& body, const RequestContex
         return out;
     });
     OPENSSL_cleanse(plaintext.data(), plaintext.size());
-    if (!res.replayed) {
-        mirror_.sync_key(res.body["id"].get<std::string>());
+    if (created && !res.replayed) {
+        mirror_.write(*created, held);
+        held = {};
         log::info("key created", {{"request_id", ctx.request_id}, {"key_id", res.body["id"]}, {"prefix", prefix}});
     }
     return res;

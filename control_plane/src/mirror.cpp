@@ -36,19 +36,34 @@ void Mirror::sync_keys(const std::vector<std::string>& ids) noexcept {
     for (auto& id : ids) sync_key(id);
 }
 
-void Mirror::sync_key(const std::string& id) noexcept {
+Mirror::Hold Mirror::hold(const std::string& id) {
+    // rebuild before stripe, always: the order every writer takes them in
+    Hold h{std::shared_lock(rebuild_mu_), {}};
+    h.stripe = std::unique_lock(stripes_[std::hash<std::string>{}(id) % stripes_.size()]);
+    return h;
+}
+
+void Mirror::write(const KeyRow& k, const Hold& /*held*/) noexcept {
     try {
-        std::shared_lock rebuild(rebuild_mu_);
-        std::lock_guard stripe(stripes_[std::hash<std::string>{}(id) % stripes_.size()]);
-        auto row = pg_.with_conn([&](PgConn& c) {
-            return c.exec(std::string("SELECT ") + kKeyColumns + " FROM api_keys WHERE id = $1::uuid", {id});
-        });
-        if (row.rows() == 0) return;
-        KeyRow k = read_key_row(row, 0);
         auto cmds = commands_for(k, now_us());
         redis_keys::Event ev{redis_keys::EventType::key_changed, k.key_hash, k.id};
         cmds.push_back({"PUBLISH", std::string(redis_keys::kEventsChannel), redis_keys::event_json(ev)});
         redis_.pipeline(cmds);
+    } catch (const std::exception& e) {
+        dirty_ = true;
+        log::warn("redis mirror write failed; full re-mirror pending", {{"key_id", k.id}, {"error", e.what()}});
+    }
+}
+
+void Mirror::sync_key(const std::string& id) noexcept {
+    try {
+        // the connection before the locks, for every writer: a create holds its stripe while it
+        // holds its connection, so waiting for a connection under a stripe could deadlock
+        pg_.with_conn([&](PgConn& c) {
+            Hold held = hold(id);
+            auto row = c.exec(std::string("SELECT ") + kKeyColumns + " FROM api_keys WHERE id = $1::uuid", {id});
+            if (row.rows() > 0) write(read_key_row(row, 0), held);
+        });
     } catch (const std::exception& e) {
         dirty_ = true;
         log::warn("redis mirror write failed; full re-mirror pending", {{"key_id", id}, {"error", e.what()}});
@@ -73,21 +88,23 @@ bool Mirror::tick() noexcept {
 }
 
 void Mirror::rebuild() {
+    auto start = std::chrono::steady_clock::now();
+    pg_.with_conn([&](PgConn& c) { rebuild_locked(c, start); });  // the connection first: see sync_key
+}
+
+void Mirror::rebuild_locked(PgConn& c, std::chrono::steady_clock::time_point start) {
     std::unique_lock lock(rebuild_mu_);
     dirty_ = true;
-    auto start = std::chrono::steady_clock::now();
-    auto rows = pg_.with_conn([&](PgConn& c) {
-        return c.exec(std::string("SELECT ") + kKeyColumns +
-                          " FROM api_keys WHERE status = 'active'"
-                          " OR (status = 'rotating' AND expires_at > now())"
-                          " OR (status IN ('revoked', 'expired') AND updated_at > now() - $1::bigint * interval '1 second')",
-                      {std::to_string(revoked_ttl_)});
-    });
+    auto rows = c.exec(std::string("SELECT ") + kKeyColumns +
+                           " FROM api_keys WHERE status = 'active'"
+                           " OR (status = 'rotating' AND expires_at > now())"
+                           " OR (status IN ('revoked', 'expired') AND updated_at > now() - $1::bigint * interval '1 second')",
+                       {std::to_string(revoked_ttl_)});
     std::int64_t now = now_us();
     std::vector<std::vector<std::string>> batch;
     for (int i = 0; i < rows.rows(); ++i) {
         KeyRow k = read_key_row(rows, i);
-        for (auto& c : commands_for(k, now)) batch.push_back(std::move(c));
+        for (auto& cmd : commands_for(k, now)) batch.push_back(std::move(cmd));
         if (batch.size() >= 500) {
             redis_.pipeline(batch);
             batch.clear();

@@ -2,6 +2,10 @@
 // writes for one key can never land out of order) and writes the core library's record
 // JSON under redis_keys::key_record(hash), then publishes a key.changed event.
 //
+// A key this process is creating needs no re-read: hold() its stripe before the COMMIT and
+// write() the inserted row after it. Nobody else can change the row before it commits, and
+// whoever changes it after waits for the stripe, so the writes still land in commit order.
+//
 // Redis lifetimes: active -> no TTL; rotating -> PXAT grace end (drops out on time);
 // revoked/expired -> EX revoked_ttl (gateways answer "revoked"/"expired", not "unknown").
 //
@@ -12,6 +16,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
@@ -30,6 +35,16 @@ public:
     Mirror(RedisClient& redis, PgPool& pg, Metrics& metrics, long revoked_ttl_seconds)
         : redis_(redis), pg_(pg), metrics_(metrics), revoked_ttl_(revoked_ttl_seconds) {}
 
+    // While held, no other write for the key (and no rebuild) can start.
+    struct Hold {
+        std::shared_lock<std::shared_mutex> rebuild;
+        std::unique_lock<std::mutex> stripe;
+    };
+    Hold hold(const std::string& id);
+    // Writes k as it is, under the caller's hold on k.id. Never throws: a failure marks the
+    // mirror dirty.
+    void write(const KeyRow& k, const Hold& held) noexcept;
+
     // Never throws: a failure marks the mirror dirty.
     void sync_key(const std::string& id) noexcept;
     void sync_keys(const std::vector<std::string>& ids) noexcept;
@@ -40,6 +55,7 @@ public:
     bool dirty() const { return dirty_.load(); }
 
 private:
+    void rebuild_locked(PgConn& c, std::chrono::steady_clock::time_point start);
     std::vector<std::vector<std::string>> commands_for(const KeyRow& k, std::int64_t now_us) const;
     RedisClient& redis_;
     PgPool& pg_;

@@ -215,6 +215,36 @@ def test_revoke_idempotent_audit_mirror(api, redis_client, postgres):
     events.close()
 
 
+def test_a_revoke_racing_the_create_lands_last_in_redis(d, redis_client):
+    """A create writes Redis from its own inserted row, without reading it back, under the key's
+    mirror lock taken before the COMMIT. A revoke that finds the new key through the list the
+    moment it commits must still be the last write in Redis: the gateway answers "revoked"."""
+    import threading
+    creator, revoker = Client(d), Client(d)
+    created, revoked, done = [], set(), threading.Event()
+
+    def revoke_what_appears():
+        while not done.is_set() or len(revoked) < len(created):
+            page = revoker.req("GET", "/api/v1/keys?status=active&limit=20").json()["data"]
+            for k in page:
+                if k["name"] == "race" and k["id"] not in revoked:
+                    assert revoker.req("DELETE", f"/api/v1/keys/{k['id']}").status_code == 204
+                    revoked.add(k["id"])
+
+    t = threading.Thread(target=revoke_what_appears)
+    t.start()
+    try:
+        for _ in range(40):
+            created.append(creator.create(name="race")[0])
+    finally:
+        done.set()
+        t.join(timeout=60)
+    assert not t.is_alive() and revoked == {k["id"] for k in created}
+    for k in created:
+        rec = json.loads(redis_client.get(redis_key_name(k["key"])))
+        assert rec["status"] == "revoked", (k["id"], rec)
+
+
 def test_audit_endpoint(api):
     k, _ = api.create()
     api.req("PATCH", f"/api/v1/keys/{k['id']}", json_body={"name": "n2"}, headers={"X-Request-Id": "audit-req"})
