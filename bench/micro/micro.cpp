@@ -91,6 +91,16 @@ void BM_decode_key_record(benchmark::State& st) {
 }
 BENCHMARK(BM_decode_key_record);
 
+void BM_encode_key_record(benchmark::State& st) {  // tronchd, once per key change (the Redis record)
+    tronch::KeyRecord r;
+    if (tronch::decode_key_record(record_json(), r).ok) {
+        for (auto _ : st) benchmark::DoNotOptimize(tronch::encode_key_record(r));
+    } else {
+        st.SkipWithError("record_json() does not decode");
+    }
+}
+BENCHMARK(BM_encode_key_record);
+
 #ifdef TRONCH_MICRO_BRIDGE
 void BM_bridge_parse_key(benchmark::State& st) {  // format check + SHA-256, as on every request
     const std::string& k = valid_key();

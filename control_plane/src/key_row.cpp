@@ -39,32 +39,37 @@ KeyRow read_key_row(const PgResult& r, int i) {
     return k;
 }
 
+// Member by member, not from an initializer list: see encode_key_record (the same cost).
 nlohmann::json key_api_json(const KeyRow& k) {
-    auto ts = [](const std::optional<std::int64_t>& us) -> nlohmann::json {
-        return us ? nlohmann::json(format_rfc3339(*us)) : nlohmann::json(nullptr);
-    };
-    nlohmann::json j = {
-        {"id", k.id},
-        {"name", k.name},
-        {"owner", k.owner},
-        {"prefix", k.key_prefix},
-        {"environment", k.environment},
-        {"status", k.status},
-        {"scopes", k.scopes},
-        {"allowed_cidrs", k.allowed_cidrs},
-        {"metadata", k.metadata},
-        {"created_at", format_rfc3339(k.created_us)},
-        {"updated_at", format_rfc3339(k.updated_us)},
-        {"expires_at", ts(k.expires_us)},
-        {"last_used_at", ts(k.last_used_us)},
-        {"revoked_at", ts(k.revoked_us)},
-        {"rotated_from", k.rotated_from ? nlohmann::json(*k.rotated_from) : nlohmann::json(nullptr)},
-        {"version", k.version},
-    };
-    j["limits"] = k.limit ? nlohmann::json{{"rate", k.limit->rate},
-                                           {"period_seconds", k.limit->period_seconds},
-                                           {"burst", k.limit->burst}}
-                          : nlohmann::json(nullptr);
+    using nlohmann::json;
+    auto ts = [](const std::optional<std::int64_t>& us) { return us ? json(format_rfc3339(*us)) : json(nullptr); };
+    json j(json::value_t::object);
+    auto& m = j.get_ref<json::object_t&>();
+    m.emplace("id", k.id);
+    m.emplace("name", k.name);
+    m.emplace("owner", k.owner);
+    m.emplace("prefix", k.key_prefix);
+    m.emplace("environment", k.environment);
+    m.emplace("status", k.status);
+    m.emplace("scopes", k.scopes);
+    m.emplace("allowed_cidrs", k.allowed_cidrs);
+    m.emplace("metadata", k.metadata);
+    m.emplace("created_at", format_rfc3339(k.created_us));
+    m.emplace("updated_at", format_rfc3339(k.updated_us));
+    m.emplace("expires_at", ts(k.expires_us));
+    m.emplace("last_used_at", ts(k.last_used_us));
+    m.emplace("revoked_at", ts(k.revoked_us));
+    m.emplace("rotated_from", k.rotated_from ? json(*k.rotated_from) : json(nullptr));
+    m.emplace("version", k.version);
+    json limits(nullptr);
+    if (k.limit) {
+        limits = json(json::value_t::object);
+        auto& l = limits.get_ref<json::object_t&>();
+        l.emplace("rate", k.limit->rate);
+        l.emplace("period_seconds", k.limit->period_seconds);
+        l.emplace("burst", k.limit->burst);
+    }
+    m.emplace("limits", std::move(limits));
     return j;
 }
 

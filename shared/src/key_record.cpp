@@ -322,21 +322,23 @@ bool KeyRecord::usable_at(std::int64_t now_seconds) const noexcept {
     return false;
 }
 
+// Built member by member: nlohmann's initializer-list constructor copies every nested value
+// (and builds a 2-element array per member), which made it half of the encoding's time.
 std::string encode_key_record(const KeyRecord& record) {
-    const json document = {
-        {"v", kKeyRecordVersion},
-        {"id", record.id},
-        {"prefix", record.prefix},
-        {"environment", std::string(to_string(record.environment))},
-        {"status", std::string(to_string(record.status))},
-        {"name", record.name},
-        {"owner", record.owner},
-        {"expires_at", record.expires_at ? json(*record.expires_at) : json(nullptr)},
-        {"limit", encode_limit(record.limit)},
-        {"allowed_cidrs", encode_cidrs(record.allowed_cidrs)},
-        {"scopes", record.scopes},
-        {"metadata", encode_metadata(record.metadata)},
-    };
+    json document(json::value_t::object);
+    auto& members = document.get_ref<json::object_t&>();
+    members.emplace("v", kKeyRecordVersion);
+    members.emplace("id", record.id);
+    members.emplace("prefix", record.prefix);
+    members.emplace("environment", to_string(record.environment));
+    members.emplace("status", to_string(record.status));
+    members.emplace("name", record.name);
+    members.emplace("owner", record.owner);
+    members.emplace("expires_at", record.expires_at ? json(*record.expires_at) : json(nullptr));
+    members.emplace("limit", encode_limit(record.limit));
+    members.emplace("allowed_cidrs", encode_cidrs(record.allowed_cidrs));
+    members.emplace("scopes", record.scopes);
+    members.emplace("metadata", encode_metadata(record.metadata));
     return document.dump();
 }
 
