@@ -6,6 +6,7 @@ anything; nothing depends on a service started by hand.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import pathlib
 import pwd
@@ -46,11 +47,27 @@ def wait_for_port(port: int, timeout: float = 15.0, proc: subprocess.Popen | Non
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
+_TEMP_DIRS: list[pathlib.Path] = []
+
+
 def make_temp_dir(prefix: str) -> pathlib.Path:
-    """A temp dir that nginx workers (nobody) and postgres can read: mktemp makes 0700."""
+    """A temp dir that nginx workers (nobody) and postgres can read: mktemp makes 0700.
+    Removed when the process exits (see _remove_temp_dirs)."""
     path = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
     path.chmod(0o755)
+    _TEMP_DIRS.append(path)
     return path
+
+
+@atexit.register
+def _remove_temp_dirs() -> None:
+    """At exit, once every fixture has stopped its service (a service may be stopped and started
+    again on the same dir, so stop() cannot remove it): each Postgres dir holds a whole cluster,
+    40-280 MB. TRONCH_KEEP_TEMP=1 keeps them for a post-mortem."""
+    if os.environ.get("TRONCH_KEEP_TEMP"):
+        return
+    for path in _TEMP_DIRS:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _stop(proc: subprocess.Popen | None, sig=signal.SIGTERM, timeout: float = 10.0) -> None:
