@@ -15,7 +15,9 @@
 #define NGX_HTTP_TRONCH_KIND_ADDRESS   'a'
 #define NGX_HTTP_TRONCH_EVICT_SCAN     16
 #define NGX_HTTP_TRONCH_FLUSH_EVERY    1000   /* ms */
-#define NGX_HTTP_TRONCH_FLUSH_MAX      1024   /* keys per flush; the rest wait a second */
+#define NGX_HTTP_TRONCH_FLUSH_MAX      4096   /* keys per flush; the rest wait a second */
+#define NGX_HTTP_TRONCH_FLUSH_CHUNK    128    /* keys per Redis command */
+#define NGX_HTTP_TRONCH_FIELD_MAX      (TRONCH_ID_MAX + NGX_INT64_LEN + 4)
 #define NGX_HTTP_TRONCH_FLUSH_TAKEOVER 3000   /* ms without a flush: another worker takes over */
 
 
@@ -27,9 +29,25 @@ typedef struct {
 } ngx_http_tronch_usage_t;
 
 
+/* One chunk of a flush as two commands: EVAL of the core's add script over (field, delta)
+ * pairs, and one HSET of the last-used times. The strings live in text. */
+typedef struct {
+    const char                  *add[4 + 4 * NGX_HTTP_TRONCH_FLUSH_CHUNK];
+    size_t                       add_len[4 + 4 * NGX_HTTP_TRONCH_FLUSH_CHUNK];
+    int                          add_argc;
+    const char                  *seen[2 + 2 * NGX_HTTP_TRONCH_FLUSH_CHUNK];
+    size_t                       seen_len[2 + 2 * NGX_HTTP_TRONCH_FLUSH_CHUNK];
+    int                          seen_argc;
+    u_char                      *free;
+    u_char                       text[3 * NGX_HTTP_TRONCH_FLUSH_CHUNK
+                                      * (NGX_HTTP_TRONCH_FIELD_MAX + NGX_INT64_LEN)];
+} ngx_http_tronch_flush_cmd_t;
+
+
 typedef struct {
     ngx_rbtree_node_t            node;          /* node.key: ngx_http_tronch_limit_hash(data) */
     ngx_queue_t                  queue;
+    ngx_queue_t                  dirty;         /* in lsh->dirty iff requests or errors */
     int64_t                      tat;           /* microseconds, unix clock; 0: none */
     int64_t                      last_used;     /* unix seconds (keys) */
     uint32_t                     requests;      /* usage not yet flushed (keys) */
@@ -45,6 +63,7 @@ static ngx_http_tronch_main_conf_t      *ngx_http_tronch_flush_mcf;
 static ngx_event_t                       ngx_http_tronch_flush_timer;
 static ngx_connection_t                  ngx_http_tronch_flush_dummy;
 static ngx_http_tronch_usage_t          *ngx_http_tronch_flush_buf;
+static ngx_http_tronch_flush_cmd_t      *ngx_http_tronch_flush_cmd;
 
 
 static void
@@ -87,6 +106,22 @@ ngx_http_tronch_limit_init_sh(ngx_http_tronch_limit_sh_t *lsh)
 {
     ngx_rbtree_init(&lsh->rbtree, &lsh->sentinel, ngx_http_tronch_limit_rbtree_insert);
     ngx_queue_init(&lsh->lru);
+    ngx_queue_init(&lsh->dirty);
+}
+
+
+/* Under the mutex. A key's first count since its last flush queues it at the dirty tail, so
+ * the flush takes keys in the order they started waiting, however many are busy. */
+static ngx_inline void
+ngx_http_tronch_usage_count(ngx_http_tronch_limit_sh_t *lsh, ngx_http_tronch_lnode_t *n,
+    uint32_t requests, uint32_t errors)
+{
+    if (n->requests == 0 && n->errors == 0) {
+        ngx_queue_insert_tail(&lsh->dirty, &n->dirty);
+    }
+
+    n->requests += requests;
+    n->errors += errors;
 }
 
 
@@ -175,6 +210,14 @@ ngx_http_tronch_limit_evict(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_li
     if (freed == 0 && !ngx_queue_empty(&lsh->lru)) {
         q = ngx_queue_last(&lsh->lru);
         n = ngx_queue_data(q, ngx_http_tronch_lnode_t, queue);
+
+        if (n->requests || n->errors) {
+            /* the zone is too small for the keys in use: these counts are lost, and counted */
+            ngx_queue_remove(&n->dirty);
+            (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(mcf->shm_zone)->usage_dropped,
+                                        n->requests);
+        }
+
         ngx_queue_remove(q);
         ngx_rbtree_delete(&lsh->rbtree, &n->node);
         ngx_slab_free_locked(shpool, n);
@@ -254,10 +297,7 @@ ngx_http_tronch_limit_check(ngx_http_tronch_main_conf_t *mcf, const u_char *data
     }
 
     if (usage) {
-        n->requests++;
-        if (!d->allowed) {
-            n->errors++;
-        }
+        ngx_http_tronch_usage_count(lsh, n, 1, d->allowed ? 0 : 1);
         n->last_used = now / 1000000;
     }
 
@@ -593,7 +633,7 @@ ngx_http_tronch_limit_log_handler(ngx_http_request_t *r)
     ngx_shmtx_lock(&shpool->mutex);
     n = ngx_http_tronch_limit_find(lsh, data, len, ngx_http_tronch_limit_hash(data, len));
     if (n) {
-        n->errors++;
+        ngx_http_tronch_usage_count(lsh, n, 0, 1);
     }
     ngx_shmtx_unlock(&shpool->mutex);
 
@@ -632,22 +672,20 @@ ngx_http_tronch_flush_collect(ngx_http_tronch_main_conf_t *mcf)
 
     lsh->flush_seen = ngx_current_msec;
 
-    for (q = ngx_queue_head(&lsh->lru);
-         q != ngx_queue_sentinel(&lsh->lru) && count < NGX_HTTP_TRONCH_FLUSH_MAX;
-         q = ngx_queue_next(q))
-    {
-        n = ngx_queue_data(q, ngx_http_tronch_lnode_t, queue);
+    while (!ngx_queue_empty(&lsh->dirty) && count < NGX_HTTP_TRONCH_FLUSH_MAX) {
+        q = ngx_queue_head(&lsh->dirty);
+        n = ngx_queue_data(q, ngx_http_tronch_lnode_t, dirty);
+        ngx_queue_remove(q);
 
-        if (n->data[0] != NGX_HTTP_TRONCH_KIND_KEY || (n->requests == 0 && n->errors == 0)) {
-            continue;
+        if (n->data[0] == NGX_HTTP_TRONCH_KIND_KEY) {
+            u = &ngx_http_tronch_flush_buf[count++];
+            ngx_memcpy(u->id, n->data + 1, n->len - 1);
+            u->id[n->len - 1] = '\0';
+            u->requests = n->requests;
+            u->errors = n->errors;
+            u->last_used = n->last_used;
         }
 
-        u = &ngx_http_tronch_flush_buf[count++];
-        ngx_memcpy(u->id, n->data + 1, n->len - 1);
-        u->id[n->len - 1] = '\0';
-        u->requests = n->requests;
-        u->errors = n->errors;
-        u->last_used = n->last_used;
         n->requests = 0;
         n->errors = 0;
     }
@@ -659,14 +697,96 @@ ngx_http_tronch_flush_collect(ngx_http_tronch_main_conf_t *mcf)
 
 
 static void
+ngx_http_tronch_flush_cmd_reset(ngx_http_tronch_flush_cmd_t *cmd)
+{
+    const char  *pending = tronch_bridge_usage_pending_key();
+
+    cmd->add[0] = "EVAL";
+    cmd->add_len[0] = 4;
+    cmd->add[1] = tronch_bridge_usage_add_script(&cmd->add_len[1]);
+    cmd->add[2] = "1";          /* one key: */
+    cmd->add_len[2] = 1;
+    cmd->add[3] = pending;
+    cmd->add_len[3] = ngx_strlen(pending);
+    cmd->add_argc = 4;
+
+    cmd->seen[0] = "HSET";
+    cmd->seen_len[0] = 4;
+    cmd->seen[1] = pending;
+    cmd->seen_len[1] = cmd->add_len[3];
+    cmd->seen_argc = 2;
+
+    cmd->free = cmd->text;
+}
+
+
+/* Appends (field, value) to the add command, or (last_used) to the HSET. */
+static ngx_int_t
+ngx_http_tronch_flush_cmd_field(ngx_http_tronch_flush_cmd_t *cmd, const char *id, int64_t bucket,
+    char counter, int64_t value)
+{
+    const char  **argv;
+    size_t       *argvlen;
+    int          *argc;
+    size_t        len;
+    u_char       *p;
+
+    len = tronch_bridge_usage_field(id, bucket, counter, (char *) cmd->free,
+                                    NGX_HTTP_TRONCH_FIELD_MAX);
+    if (len == 0) {
+        return NGX_ERROR;
+    }
+
+    if (counter == 'l') {
+        argv = cmd->seen;
+        argvlen = cmd->seen_len;
+        argc = &cmd->seen_argc;
+
+    } else {
+        argv = cmd->add;
+        argvlen = cmd->add_len;
+        argc = &cmd->add_argc;
+    }
+
+    argv[*argc] = (const char *) cmd->free;
+    argvlen[(*argc)++] = len;
+    cmd->free += len;
+
+    p = ngx_sprintf(cmd->free, "%L", value);
+    argv[*argc] = (const char *) cmd->free;
+    argvlen[(*argc)++] = p - cmd->free;
+    cmd->free = p;
+
+    return NGX_OK;
+}
+
+
+/* Sends what the chunk holds; returns the number of commands not sent. */
+static ngx_uint_t
+ngx_http_tronch_flush_cmd_send(ngx_http_tronch_flush_cmd_t *cmd)
+{
+    ngx_uint_t  failed = 0;
+
+    if (cmd->add_argc > 4) {
+        failed += (ngx_http_tronch_redis_usage(cmd->add_argc, cmd->add, cmd->add_len) != NGX_OK);
+    }
+
+    if (cmd->seen_argc > 2) {
+        failed += (ngx_http_tronch_redis_usage(cmd->seen_argc, cmd->seen, cmd->seen_len) != NGX_OK);
+    }
+
+    return failed;
+}
+
+
+static void
 ngx_http_tronch_flush_handler(ngx_event_t *ev)
 {
     ngx_http_tronch_main_conf_t  *mcf = ngx_http_tronch_flush_mcf;
+    ngx_http_tronch_flush_cmd_t  *cmd = ngx_http_tronch_flush_cmd;
     ngx_http_tronch_usage_t      *u;
     ngx_uint_t                    i, count, failed;
     int64_t                       bucket;
-    char                          field[TRONCH_ID_MAX + 32];
-    size_t                        len;
 
     if (mcf == NULL || ngx_exiting || ngx_quit || ngx_terminate) {
         return;
@@ -680,26 +800,30 @@ ngx_http_tronch_flush_handler(ngx_event_t *ev)
         failed = 0;
 
         for (i = 0; i < count; i++) {
+            if (i % NGX_HTTP_TRONCH_FLUSH_CHUNK == 0) {
+                if (i) {
+                    failed += ngx_http_tronch_flush_cmd_send(cmd);
+                }
+                ngx_http_tronch_flush_cmd_reset(cmd);
+            }
+
             u = &ngx_http_tronch_flush_buf[i];
 
             if (u->requests) {
-                len = tronch_bridge_usage_field(u->id, bucket, 'r', field, sizeof(field));
-                failed += (len == 0
-                           || ngx_http_tronch_redis_usage(field, len, u->requests, 0) != NGX_OK);
+                failed += (ngx_http_tronch_flush_cmd_field(cmd, u->id, bucket, 'r', u->requests)
+                           != NGX_OK);
             }
 
             if (u->errors) {
-                len = tronch_bridge_usage_field(u->id, bucket, 'e', field, sizeof(field));
-                failed += (len == 0
-                           || ngx_http_tronch_redis_usage(field, len, u->errors, 0) != NGX_OK);
+                failed += (ngx_http_tronch_flush_cmd_field(cmd, u->id, bucket, 'e', u->errors)
+                           != NGX_OK);
             }
 
-            len = tronch_bridge_usage_field(u->id, 0, 'l', field, sizeof(field));
-            failed += (len == 0
-                       || ngx_http_tronch_redis_usage(field, len, u->last_used, 1) != NGX_OK);
+            failed += (ngx_http_tronch_flush_cmd_field(cmd, u->id, 0, 'l', u->last_used) != NGX_OK);
         }
 
         if (count) {
+            failed += ngx_http_tronch_flush_cmd_send(cmd);
             (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(mcf->shm_zone)->usage_flushes, 1);
         }
 
@@ -718,7 +842,9 @@ ngx_http_tronch_limit_init_process(ngx_cycle_t *cycle, ngx_http_tronch_main_conf
 {
     ngx_http_tronch_flush_buf = ngx_alloc(NGX_HTTP_TRONCH_FLUSH_MAX * sizeof(ngx_http_tronch_usage_t),
                                           cycle->log);
-    if (ngx_http_tronch_flush_buf == NULL) {
+    ngx_http_tronch_flush_cmd = ngx_alloc(sizeof(ngx_http_tronch_flush_cmd_t), cycle->log);
+
+    if (ngx_http_tronch_flush_buf == NULL || ngx_http_tronch_flush_cmd == NULL) {
         return;
     }
 
@@ -749,6 +875,11 @@ ngx_http_tronch_limit_exit_process(ngx_cycle_t *cycle)
     if (ngx_http_tronch_flush_buf) {
         ngx_free(ngx_http_tronch_flush_buf);
         ngx_http_tronch_flush_buf = NULL;
+    }
+
+    if (ngx_http_tronch_flush_cmd) {
+        ngx_free(ngx_http_tronch_flush_cmd);
+        ngx_http_tronch_flush_cmd = NULL;
     }
 
     ngx_http_tronch_flush_mcf = NULL;

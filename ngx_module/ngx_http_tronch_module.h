@@ -58,6 +58,7 @@ typedef struct {
     ngx_atomic_t  limit_evictions;
     ngx_atomic_t  usage_flushes;
     ngx_atomic_t  usage_flush_errors;
+    ngx_atomic_t  usage_dropped;
 } ngx_http_tronch_stats_t;
 
 
@@ -67,6 +68,7 @@ typedef struct {
     ngx_rbtree_t                  rbtree;
     ngx_rbtree_node_t             sentinel;
     ngx_queue_t                   lru;          /* most recent at the head */
+    ngx_queue_t                   dirty;        /* keys with usage not flushed yet, oldest first */
     ngx_atomic_t                  flush_owner;  /* pid of the worker flushing usage */
     ngx_msec_t                    flush_seen;   /* its last flush */
 } ngx_http_tronch_limit_sh_t;
@@ -242,7 +244,9 @@ void ngx_http_tronch_redis_cancel(ngx_http_tronch_pending_t *p, ngx_uint_t timed
 ngx_uint_t ngx_http_tronch_redis_ready(void);
 ngx_http_tronch_pending_t *ngx_http_tronch_redis_gcra(const char *key_id, const tronch_limit_t *limit,
     ngx_http_tronch_gcra_done_pt done, void *data);
-ngx_int_t ngx_http_tronch_redis_usage(const char *field, size_t len, int64_t value, ngx_uint_t set);
+/* One usage command (argv as for redisAsyncCommandArgv), fire and forget on the command link;
+ * a refusal is counted in usage_flush_errors. */
+ngx_int_t ngx_http_tronch_redis_usage(int argc, const char **argv, const size_t *argvlen);
 
 /* ngx_http_tronch_status.c */
 ngx_int_t ngx_http_tronch_status_handler(ngx_http_request_t *r);

@@ -1,7 +1,7 @@
 /*
  * The limiter's Redis commands, on the worker's command link (pipelined with lookups):
  *   - the GCRA script (tronch_limit_policy redis): EVALSHA, and on NOSCRIPT one EVAL;
- *   - usage flushes: HINCRBY / HSET on the pending usage hash, fire and forget.
+ *   - usage flushes: one EVAL (HINCRBY of many fields) and one HSET per chunk of keys, fire and forget.
  */
 #include "ngx_http_tronch_redis.h"
 
@@ -49,17 +49,16 @@ ngx_http_tronch_usage_reply(redisAsyncContext *ac, void *r, void *privdata)
 }
 
 
-/* HINCRBY (set == 0) or HSET (set == 1) on the usage pending hash. */
 ngx_int_t
-ngx_http_tronch_redis_usage(const char *field, size_t len, int64_t value, ngx_uint_t set)
+ngx_http_tronch_redis_usage(int argc, const char **argv, const size_t *argvlen)
 {
     if (!ngx_http_tronch_redis_ready()) {
         return NGX_ERROR;
     }
 
-    if (redisAsyncCommand(ngx_http_tronch_cmd_link.ac, ngx_http_tronch_usage_reply, NULL,
-                          set ? "HSET %s %b %lld" : "HINCRBY %s %b %lld",
-                          tronch_bridge_usage_pending_key(), field, len, (long long) value)
+    /* hiredis formats the command into its buffer here: argv may be reused at once */
+    if (redisAsyncCommandArgv(ngx_http_tronch_cmd_link.ac, ngx_http_tronch_usage_reply, NULL,
+                              argc, argv, argvlen)
         != REDIS_OK)
     {
         return NGX_ERROR;

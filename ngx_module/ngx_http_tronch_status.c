@@ -119,10 +119,13 @@ ngx_http_tronch_status_handler(ngx_http_request_t *r)
         "tronch_usage_flushes_total %uA\n"
         "# HELP tronch_usage_flush_errors_total Usage flushes Redis did not accept.\n"
         "# TYPE tronch_usage_flush_errors_total counter\n"
-        "tronch_usage_flush_errors_total %uA\n",
+        "tronch_usage_flush_errors_total %uA\n"
+        "# HELP tronch_usage_dropped_total Counted requests lost because their state was evicted before a flush (zone too small).\n"
+        "# TYPE tronch_usage_dropped_total counter\n"
+        "tronch_usage_dropped_total %uA\n",
         st->limit_allowed, st->limit_limited, st->limit_degraded, st->limit_script_reloads,
         st->limit_address_limited, st->limit_address_failures, st->limit_evictions,
-        st->usage_flushes, st->usage_flush_errors);
+        st->usage_flushes, st->usage_flush_errors, st->usage_dropped);
 
     p = ngx_sprintf(p, "# HELP tronch_redis_latency_seconds Redis lookup round trips.\n"
                        "# TYPE tronch_redis_latency_seconds histogram\n");

@@ -337,4 +337,9 @@ const char* tronch_bridge_gcra_script(std::size_t* len) noexcept {
     return tronch::kGcraLuaScript.data();
 }
 
+const char* tronch_bridge_usage_add_script(std::size_t* len) noexcept {
+    *len = tronch::redis_keys::kUsageAddLuaScript.size();
+    return tronch::redis_keys::kUsageAddLuaScript.data();
+}
+
 }  // extern "C"

@@ -171,6 +171,8 @@ void tronch_bridge_limit_params(const tronch_limit_t *limit, int64_t *interval_u
 int tronch_bridge_gcra_script_sha1(char out[41]) TRONCH_NOEXCEPT;
 /* The Redis GCRA Lua script (static storage). */
 const char *tronch_bridge_gcra_script(size_t *len) TRONCH_NOEXCEPT;
+/* The Lua script that adds usage counts (field, delta pairs) to the pending hash (static storage). */
+const char *tronch_bridge_usage_add_script(size_t *len) TRONCH_NOEXCEPT;
 
 #ifdef __cplusplus
 }

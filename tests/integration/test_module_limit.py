@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from module_support import bearer, flood, http_block, problem, status_metrics
+from module_support import bearer, command_calls, flood, http_block, problem, status_metrics
 from module_support import testkit as kit
 from tronch_harness import free_port
 
@@ -199,3 +199,33 @@ def test_usage_reaches_redis(ngx, keys, redis_client):
     assert status_metrics(ngx)["tronch_usage_flushes_total"] >= 1
     time.sleep(1.5)   # nothing more to flush: the counts do not grow
     assert {kid: usage_counts(redis_client, kid)["r"] for kid in want} == {limited_id: 5, plain_id: 3}
+
+
+def test_usage_of_many_keys_goes_in_a_few_commands(ngx, keys, redis_client):
+    """A flush sends each chunk of up to 128 keys as one EVAL (the core's script, HINCRBY of every
+    field) and one HSET (last used), not three commands per key; keys are taken in the order they
+    started waiting, so none waits behind busier ones."""
+    made = [keys.make("live") for _ in range(200)]
+    redis_client.config_resetstat()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda k: requests.get(ngx.url("/"), headers=bearer(k[0]), timeout=5).status_code,
+                              made))
+    assert codes == [200] * len(made)
+    ids = {key_id for _, _, key_id in made}
+    deadline = time.monotonic() + 5
+    while True:
+        fields = redis_client.hgetall("tronch:usage:pending")
+        counted = {f.split("|")[0]: int(v) for f, v in fields.items() if f.endswith("|r")}
+        if all(counted.get(i) == 1 for i in ids):
+            break
+        assert time.monotonic() < deadline, f"{sum(counted.get(i) == 1 for i in ids)} of {len(ids)} keys counted"
+        time.sleep(0.2)
+    assert sum(f.endswith("|l") for f in fields) == len(ids)
+    metrics = status_metrics(ngx)
+    flushes = metrics["tronch_usage_flushes_total"]
+    calls = command_calls(redis_client)
+    # each flush: one EVAL and one HSET per started chunk of 128; the HINCRBYs run inside the EVALs
+    # (Redis counts a script's commands too)
+    assert 1 <= calls.get("eval", 0) <= flushes + 1 and 1 <= calls.get("hset", 0) <= flushes + 1, (calls, flushes)
+    assert calls.get("hincrby") == len(ids), calls
+    assert metrics["tronch_usage_flush_errors_total"] == 0 and metrics["tronch_usage_dropped_total"] == 0

@@ -33,6 +33,11 @@ inline constexpr std::string_view kUsagePending = "tronch:usage:pending";
 inline constexpr std::string_view kUsageDrainingPrefix = "tronch:usage:draining:";
 inline constexpr std::int64_t kUsageBucketSeconds = 60;
 
+// A gateway's flush adds many counts in one command: EVAL kUsageAddLuaScript 1 kUsagePending
+// field1 delta1 field2 delta2 ... (HINCRBY each); last-used times go in one multi-field HSET.
+inline constexpr std::string_view kUsageAddLuaScript =
+    "for i = 1, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end return #ARGV / 2";
+
 enum class UsageCounter : char { requests = 'r', errors = 'e', last_used = 'l' };
 // "<key id>|<bucket start, unix seconds>|r" ; for last_used the bucket is 0 and the value
 // is the latest unix second seen (written with HSET, not HINCRBY).
