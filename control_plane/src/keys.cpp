@@ -260,7 +260,8 @@ ServiceResult KeyService::patch(const std::string& id, const nlohmann::json& bod
 ServiceResult KeyService::rotate(const std::string& id, const nlohmann::json& body, const RequestContext& ctx) {
     std::int64_t grace = parse_rotate_request(body, max_grace_);
     auto idem = idem_for(ctx, "POST /api/v1/keys/" + id + "/rotate", body);
-    std::string new_id;
+    std::optional<KeyRow> fresh_row, old_row;
+    Mirror::Hold held;  // both keys, from while their rows are locked until Redis has them
     ServiceResult res = pg_.transaction([&](PgConn& c) -> ServiceResult {
         if (idem) {
             if (auto replay = idem_replay(c, *idem)) return *replay;
@@ -287,6 +288,9 @@ ServiceResult KeyService::rotate(const std::string& id, const nlohmann::json& bo
                                           "version = version + 1 WHERE id = $1::uuid RETURNING ") + kKeyColumns,
                               {id, std::to_string(grace)});
         KeyRow old_after = read_key_row(u, 0);
+        held = mirror_.hold(fresh.id, old_after.id);
+        fresh_row = fresh;
+        old_row = old_after;
         nlohmann::json old_view = key_api_json(old_after);
         nlohmann::json fresh_view = key_api_json(fresh);
         audit_row(c, ctx, "rotate", id, key_api_json(old), old_view);
@@ -301,10 +305,12 @@ ServiceResult KeyService::rotate(const std::string& id, const nlohmann::json& bo
         if (idem) idem_store(c, *idem, out);
         return out;
     });
-    if (!res.replayed) {
-        new_id = res.body["id"].get<std::string>();
-        mirror_.sync_keys({new_id, id});
-        log::info("key rotated", {{"request_id", ctx.request_id}, {"key_id", id}, {"new_key_id", new_id}, {"grace_seconds", grace}});
+    if (fresh_row && !res.replayed) {
+        mirror_.write(*fresh_row, held);
+        mirror_.write(*old_row, held);
+        held = {};
+        log::info("key rotated",
+                  {{"request_id", ctx.request_id}, {"key_id", id}, {"new_key_id", fresh_row->id}, {"grace_seconds", grace}});
     }
     return res;
 }

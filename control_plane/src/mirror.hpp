@@ -2,9 +2,10 @@
 // writes for one key can never land out of order) and writes the core library's record
 // JSON under redis_keys::key_record(hash), then publishes a key.changed event.
 //
-// A key this process is creating needs no re-read: hold() its stripe before the COMMIT and
-// write() the inserted row after it. Nobody else can change the row before it commits, and
-// whoever changes it after waits for the stripe, so the writes still land in commit order.
+// A change whose rows the transaction itself returned needs no re-read: hold() the keys'
+// stripes before the COMMIT (a create: after its INSERT; a rotation: while both rows are locked)
+// and write() those rows after it. Nobody else can change the rows before the COMMIT, and whoever
+// changes them after waits for the stripes, so the writes still land in commit order.
 //
 // Redis lifetimes: active -> no TTL; rotating -> PXAT grace end (drops out on time);
 // revoked/expired -> EX revoked_ttl (gateways answer "revoked"/"expired", not "unknown").
@@ -17,6 +18,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
@@ -35,12 +37,13 @@ public:
     Mirror(RedisClient& redis, PgPool& pg, Metrics& metrics, long revoked_ttl_seconds)
         : redis_(redis), pg_(pg), metrics_(metrics), revoked_ttl_(revoked_ttl_seconds) {}
 
-    // While held, no other write for the key (and no rebuild) can start.
+    // While held, no other write for the keys (and no rebuild) can start.
     struct Hold {
         std::shared_lock<std::shared_mutex> rebuild;
-        std::unique_lock<std::mutex> stripe;
+        std::unique_lock<std::mutex> stripe, other;  // other: a second key on another stripe
     };
     Hold hold(const std::string& id);
+    Hold hold(const std::string& id, const std::string& other_id);  // stripes in index order
     // Writes k as it is, under the caller's hold on k.id. Never throws: a failure marks the
     // mirror dirty.
     void write(const KeyRow& k, const Hold& held) noexcept;
@@ -63,6 +66,7 @@ private:
     long revoked_ttl_;
     std::atomic<bool> dirty_{true};  // nothing mirrored yet: rebuild at start-up
     std::shared_mutex rebuild_mu_;   // exclusive during a rebuild
+    std::size_t stripe_of(const std::string& id) const { return std::hash<std::string>{}(id) % stripes_.size(); }
     std::array<std::mutex, 64> stripes_;
 };
 

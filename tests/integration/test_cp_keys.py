@@ -215,32 +215,45 @@ def test_revoke_idempotent_audit_mirror(api, redis_client, postgres):
     events.close()
 
 
-def test_a_revoke_racing_the_create_lands_last_in_redis(d, redis_client):
-    """A create writes Redis from its own inserted row, without reading it back, under the key's
-    mirror lock taken before the COMMIT. A revoke that finds the new key through the list the
-    moment it commits must still be the last write in Redis: the gateway answers "revoked"."""
+@pytest.mark.parametrize("via", ["create", "rotate"])
+def test_a_revoke_racing_the_change_lands_last_in_redis(d, redis_client, via):
+    """A create or a rotation writes Redis from the rows its own statements returned, without
+    reading them back, under the keys' mirror locks taken before the COMMIT. A revoke that finds
+    the new key through the list the moment it commits must still be the last write in Redis:
+    the gateway answers "revoked"."""
     import threading
-    creator, revoker = Client(d), Client(d)
-    created, revoked, done = [], set(), threading.Event()
+    maker, revoker = Client(d), Client(d)
+    made, revoked, done = [], set(), threading.Event()
+
+    def is_target(k):  # the new keys only: for rotations, not the keys being rotated
+        return k["name"] == f"race-{via}" and (via == "create" or k["rotated_from"] is not None)
 
     def revoke_what_appears():
-        while not done.is_set() or len(revoked) < len(created):
+        while not done.is_set() or len(revoked) < len(made):
             page = revoker.req("GET", "/api/v1/keys?status=active&limit=20").json()["data"]
             for k in page:
-                if k["name"] == "race" and k["id"] not in revoked:
+                if is_target(k) and k["id"] not in revoked:
                     assert revoker.req("DELETE", f"/api/v1/keys/{k['id']}").status_code == 204
                     revoked.add(k["id"])
+
+    def make():
+        k = maker.create(name=f"race-{via}")[0]
+        if via == "create":
+            return k
+        r = maker.req("POST", f"/api/v1/keys/{k['id']}/rotate", json_body={"grace_period_seconds": 60})
+        assert r.status_code == 201, r.text
+        return r.json()
 
     t = threading.Thread(target=revoke_what_appears)
     t.start()
     try:
-        for _ in range(40):
-            created.append(creator.create(name="race")[0])
+        for _ in range(30):
+            made.append(make())
     finally:
         done.set()
         t.join(timeout=60)
-    assert not t.is_alive() and revoked == {k["id"] for k in created}
-    for k in created:
+    assert not t.is_alive() and revoked == {k["id"] for k in made}
+    for k in made:
         rec = json.loads(redis_client.get(redis_key_name(k["key"])))
         assert rec["status"] == "revoked", (k["id"], rec)
 
