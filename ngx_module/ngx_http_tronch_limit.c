@@ -14,34 +14,7 @@
 #define NGX_HTTP_TRONCH_KIND_KEY       'k'
 #define NGX_HTTP_TRONCH_KIND_ADDRESS   'a'
 #define NGX_HTTP_TRONCH_EVICT_SCAN     16
-#define NGX_HTTP_TRONCH_FLUSH_EVERY    1000   /* ms */
-#define NGX_HTTP_TRONCH_FLUSH_MAX      4096   /* keys per flush; the rest wait a second */
-#define NGX_HTTP_TRONCH_FLUSH_CHUNK    128    /* keys per Redis command */
-#define NGX_HTTP_TRONCH_FIELD_MAX      (TRONCH_ID_MAX + NGX_INT64_LEN + 4)
 #define NGX_HTTP_TRONCH_FLUSH_TAKEOVER 3000   /* ms without a flush: another worker takes over */
-
-
-typedef struct {
-    char                         id[TRONCH_ID_MAX];
-    uint32_t                     requests;
-    uint32_t                     errors;
-    int64_t                      last_used;
-} ngx_http_tronch_usage_t;
-
-
-/* One chunk of a flush as two commands: EVAL of the core's add script over (field, delta)
- * pairs, and one HSET of the last-used times. The strings live in text. */
-typedef struct {
-    const char                  *add[4 + 4 * NGX_HTTP_TRONCH_FLUSH_CHUNK];
-    size_t                       add_len[4 + 4 * NGX_HTTP_TRONCH_FLUSH_CHUNK];
-    int                          add_argc;
-    const char                  *seen[2 + 2 * NGX_HTTP_TRONCH_FLUSH_CHUNK];
-    size_t                       seen_len[2 + 2 * NGX_HTTP_TRONCH_FLUSH_CHUNK];
-    int                          seen_argc;
-    u_char                      *free;
-    u_char                       text[3 * NGX_HTTP_TRONCH_FLUSH_CHUNK
-                                      * (NGX_HTTP_TRONCH_FIELD_MAX + NGX_INT64_LEN)];
-} ngx_http_tronch_flush_cmd_t;
 
 
 typedef struct {
@@ -59,11 +32,6 @@ typedef struct {
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 
-static ngx_http_tronch_main_conf_t      *ngx_http_tronch_flush_mcf;
-static ngx_event_t                       ngx_http_tronch_flush_timer;
-static ngx_connection_t                  ngx_http_tronch_flush_dummy;
-static ngx_http_tronch_usage_t          *ngx_http_tronch_flush_buf;
-static ngx_http_tronch_flush_cmd_t      *ngx_http_tronch_flush_cmd;
 
 
 static void
@@ -641,10 +609,12 @@ ngx_http_tronch_limit_log_handler(ngx_http_request_t *r)
 }
 
 
-/* usage flush: one worker (the owner) sends the deltas each second */
+/* usage flush: the counts the owner worker takes out of the zone (ngx_http_tronch_usage.c
+ * sends them) */
 
-static ngx_uint_t
-ngx_http_tronch_flush_collect(ngx_http_tronch_main_conf_t *mcf)
+ngx_uint_t
+ngx_http_tronch_limit_usage_collect(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_usage_t *buf,
+    ngx_uint_t max)
 {
     ngx_http_tronch_limit_sh_t  *lsh;
     ngx_slab_pool_t             *shpool;
@@ -672,13 +642,13 @@ ngx_http_tronch_flush_collect(ngx_http_tronch_main_conf_t *mcf)
 
     lsh->flush_seen = ngx_current_msec;
 
-    while (!ngx_queue_empty(&lsh->dirty) && count < NGX_HTTP_TRONCH_FLUSH_MAX) {
+    while (!ngx_queue_empty(&lsh->dirty) && count < max) {
         q = ngx_queue_head(&lsh->dirty);
         n = ngx_queue_data(q, ngx_http_tronch_lnode_t, dirty);
         ngx_queue_remove(q);
 
         if (n->data[0] == NGX_HTTP_TRONCH_KIND_KEY) {
-            u = &ngx_http_tronch_flush_buf[count++];
+            u = &buf[count++];
             ngx_memcpy(u->id, n->data + 1, n->len - 1);
             u->id[n->len - 1] = '\0';
             u->requests = n->requests;
@@ -693,196 +663,6 @@ ngx_http_tronch_flush_collect(ngx_http_tronch_main_conf_t *mcf)
     ngx_shmtx_unlock(&shpool->mutex);
 
     return count;
-}
-
-
-static void
-ngx_http_tronch_flush_cmd_reset(ngx_http_tronch_flush_cmd_t *cmd)
-{
-    const char  *pending = tronch_bridge_usage_pending_key();
-
-    cmd->add[0] = "EVAL";
-    cmd->add_len[0] = 4;
-    cmd->add[1] = tronch_bridge_usage_add_script(&cmd->add_len[1]);
-    cmd->add[2] = "1";          /* one key: */
-    cmd->add_len[2] = 1;
-    cmd->add[3] = pending;
-    cmd->add_len[3] = ngx_strlen(pending);
-    cmd->add_argc = 4;
-
-    cmd->seen[0] = "HSET";
-    cmd->seen_len[0] = 4;
-    cmd->seen[1] = pending;
-    cmd->seen_len[1] = cmd->add_len[3];
-    cmd->seen_argc = 2;
-
-    cmd->free = cmd->text;
-}
-
-
-/* Appends (field, value) to the add command, or (last_used) to the HSET. */
-static ngx_int_t
-ngx_http_tronch_flush_cmd_field(ngx_http_tronch_flush_cmd_t *cmd, const char *id, int64_t bucket,
-    char counter, int64_t value)
-{
-    const char  **argv;
-    size_t       *argvlen;
-    int          *argc;
-    size_t        len;
-    u_char       *p;
-
-    len = tronch_bridge_usage_field(id, bucket, counter, (char *) cmd->free,
-                                    NGX_HTTP_TRONCH_FIELD_MAX);
-    if (len == 0) {
-        return NGX_ERROR;
-    }
-
-    if (counter == 'l') {
-        argv = cmd->seen;
-        argvlen = cmd->seen_len;
-        argc = &cmd->seen_argc;
-
-    } else {
-        argv = cmd->add;
-        argvlen = cmd->add_len;
-        argc = &cmd->add_argc;
-    }
-
-    argv[*argc] = (const char *) cmd->free;
-    argvlen[(*argc)++] = len;
-    cmd->free += len;
-
-    p = ngx_sprintf(cmd->free, "%L", value);
-    argv[*argc] = (const char *) cmd->free;
-    argvlen[(*argc)++] = p - cmd->free;
-    cmd->free = p;
-
-    return NGX_OK;
-}
-
-
-/* Sends what the chunk holds; returns the number of commands not sent. */
-static ngx_uint_t
-ngx_http_tronch_flush_cmd_send(ngx_http_tronch_flush_cmd_t *cmd)
-{
-    ngx_uint_t  failed = 0;
-
-    if (cmd->add_argc > 4) {
-        failed += (ngx_http_tronch_redis_usage(cmd->add_argc, cmd->add, cmd->add_len) != NGX_OK);
-    }
-
-    if (cmd->seen_argc > 2) {
-        failed += (ngx_http_tronch_redis_usage(cmd->seen_argc, cmd->seen, cmd->seen_len) != NGX_OK);
-    }
-
-    return failed;
-}
-
-
-static void
-ngx_http_tronch_flush_handler(ngx_event_t *ev)
-{
-    ngx_http_tronch_main_conf_t  *mcf = ngx_http_tronch_flush_mcf;
-    ngx_http_tronch_flush_cmd_t  *cmd = ngx_http_tronch_flush_cmd;
-    ngx_http_tronch_usage_t      *u;
-    ngx_uint_t                    i, count, failed;
-    int64_t                       bucket;
-
-    if (mcf == NULL || ngx_exiting || ngx_quit || ngx_terminate) {
-        return;
-    }
-
-    /* with Redis down the counts stay in shm until it is back */
-    if (ngx_http_tronch_redis_ready()) {
-        count = ngx_http_tronch_flush_collect(mcf);
-        bucket = (int64_t) ngx_time();
-        bucket -= bucket % TRONCH_USAGE_BUCKET_SECONDS;
-        failed = 0;
-
-        for (i = 0; i < count; i++) {
-            if (i % NGX_HTTP_TRONCH_FLUSH_CHUNK == 0) {
-                if (i) {
-                    failed += ngx_http_tronch_flush_cmd_send(cmd);
-                }
-                ngx_http_tronch_flush_cmd_reset(cmd);
-            }
-
-            u = &ngx_http_tronch_flush_buf[i];
-
-            if (u->requests) {
-                failed += (ngx_http_tronch_flush_cmd_field(cmd, u->id, bucket, 'r', u->requests)
-                           != NGX_OK);
-            }
-
-            if (u->errors) {
-                failed += (ngx_http_tronch_flush_cmd_field(cmd, u->id, bucket, 'e', u->errors)
-                           != NGX_OK);
-            }
-
-            failed += (ngx_http_tronch_flush_cmd_field(cmd, u->id, 0, 'l', u->last_used) != NGX_OK);
-        }
-
-        if (count) {
-            failed += ngx_http_tronch_flush_cmd_send(cmd);
-            (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(mcf->shm_zone)->usage_flushes, 1);
-        }
-
-        if (failed) {
-            (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(mcf->shm_zone)->usage_flush_errors,
-                                        failed);
-        }
-    }
-
-    ngx_add_timer(ev, NGX_HTTP_TRONCH_FLUSH_EVERY);
-}
-
-
-void
-ngx_http_tronch_limit_init_process(ngx_cycle_t *cycle, ngx_http_tronch_main_conf_t *mcf)
-{
-    ngx_http_tronch_flush_buf = ngx_alloc(NGX_HTTP_TRONCH_FLUSH_MAX * sizeof(ngx_http_tronch_usage_t),
-                                          cycle->log);
-    ngx_http_tronch_flush_cmd = ngx_alloc(sizeof(ngx_http_tronch_flush_cmd_t), cycle->log);
-
-    if (ngx_http_tronch_flush_buf == NULL || ngx_http_tronch_flush_cmd == NULL) {
-        return;
-    }
-
-    ngx_http_tronch_flush_mcf = mcf;
-
-    ngx_memzero(&ngx_http_tronch_flush_dummy, sizeof(ngx_connection_t));
-    ngx_memzero(&ngx_http_tronch_flush_timer, sizeof(ngx_event_t));
-    ngx_http_tronch_flush_dummy.fd = (ngx_socket_t) -1;
-    ngx_http_tronch_flush_dummy.log = cycle->log;
-    ngx_http_tronch_flush_timer.data = &ngx_http_tronch_flush_dummy;
-    ngx_http_tronch_flush_timer.handler = ngx_http_tronch_flush_handler;
-    ngx_http_tronch_flush_timer.log = cycle->log;
-    ngx_http_tronch_flush_timer.cancelable = 1;
-
-    ngx_add_timer(&ngx_http_tronch_flush_timer, NGX_HTTP_TRONCH_FLUSH_EVERY);
-}
-
-
-void
-ngx_http_tronch_limit_exit_process(ngx_cycle_t *cycle)
-{
-    (void) cycle;
-
-    if (ngx_http_tronch_flush_timer.timer_set) {
-        ngx_del_timer(&ngx_http_tronch_flush_timer);
-    }
-
-    if (ngx_http_tronch_flush_buf) {
-        ngx_free(ngx_http_tronch_flush_buf);
-        ngx_http_tronch_flush_buf = NULL;
-    }
-
-    if (ngx_http_tronch_flush_cmd) {
-        ngx_free(ngx_http_tronch_flush_cmd);
-        ngx_http_tronch_flush_cmd = NULL;
-    }
-
-    ngx_http_tronch_flush_mcf = NULL;
 }
 
 

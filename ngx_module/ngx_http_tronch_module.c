@@ -676,7 +676,7 @@ ngx_http_tronch_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    ngx_http_tronch_limit_init_process(cycle, mcf);
+    ngx_http_tronch_usage_init_process(cycle, mcf);
 
     return NGX_OK;
 }
@@ -685,6 +685,6 @@ ngx_http_tronch_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_tronch_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_http_tronch_limit_exit_process(cycle);
+    ngx_http_tronch_usage_exit_process(cycle);
     ngx_http_tronch_redis_exit_process(cycle);
 }

@@ -8,6 +8,7 @@
  *   ngx_http_tronch_redis.c   hiredis async on nginx's event loop: lookups and the event subscriber
  *   ngx_http_tronch_redis_limit.c  the limiter's Redis commands (GCRA script, usage flush)
  *   ngx_http_tronch_limit.c   the rate limiter: shm state, address limit, headers, usage counting
+ *   ngx_http_tronch_usage.c   the usage flush: each second, the zone's counts to Redis
  *   ngx_http_tronch_status.c  the tronch_status handler (Prometheus text)
  */
 #ifndef NGX_HTTP_TRONCH_MODULE_H
@@ -219,8 +220,22 @@ ngx_int_t ngx_http_tronch_limit_address_check(ngx_http_request_t *r, ngx_http_tr
 void ngx_http_tronch_limit_address_fail(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
     ngx_http_tronch_loc_conf_t *lcf);
 ngx_int_t ngx_http_tronch_limit_init(ngx_conf_t *cf);   /* header filter, log handler */
-void ngx_http_tronch_limit_init_process(ngx_cycle_t *cycle, ngx_http_tronch_main_conf_t *mcf);
-void ngx_http_tronch_limit_exit_process(ngx_cycle_t *cycle);
+
+/* A key's usage counts, taken out of the zone for a flush. */
+typedef struct {
+    char                         id[TRONCH_ID_MAX];
+    uint32_t                     requests;
+    uint32_t                     errors;
+    int64_t                      last_used;
+} ngx_http_tronch_usage_t;
+/* Up to max keys with counts, longest waiting first (their counts are zeroed), if this worker
+ * is the flush owner (it becomes one if the owner has been silent); else 0. */
+ngx_uint_t ngx_http_tronch_limit_usage_collect(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_usage_t *buf,
+    ngx_uint_t max);
+
+/* ngx_http_tronch_usage.c */
+void ngx_http_tronch_usage_init_process(ngx_cycle_t *cycle, ngx_http_tronch_main_conf_t *mcf);
+void ngx_http_tronch_usage_exit_process(ngx_cycle_t *cycle);
 
 /* ngx_http_tronch_redis.c */
 typedef enum {
