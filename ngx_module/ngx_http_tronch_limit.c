@@ -6,6 +6,9 @@
  *
  * State is bounded: when the slab is full, entries are evicted from the LRU tail, first those
  * whose TAT has passed (an idle key's state is then the same as no state: a full bucket).
+ *
+ * A key's entry also counts its requests and errors until the next usage flush
+ * (ngx_http_tronch_usage.c takes them out with ngx_http_tronch_limit_usage_collect).
  */
 #include "ngx_http_tronch_module.h"
 
