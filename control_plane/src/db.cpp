@@ -29,6 +29,11 @@ PgResult PgConn::check(PGresult* r) {
     const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
     std::string sqlstate = state ? state : "";
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    // 0A000 with this text is the only way the server says it (libpq has no finer code).
+    if (sqlstate == "0A000" && msg.find("cached plan must not change result type") != std::string::npos) {
+        broken_ = true;
+        throw DbPlanChanged(msg);
+    }
     // Class 08 (connection), 57P0x (shutdown), 57014 (statement timeout), 53 (resources).
     if (PQstatus(c_.get()) != CONNECTION_OK || sqlstate.empty() || sqlstate.rfind("08", 0) == 0 ||
         sqlstate.rfind("57P0", 0) == 0 || sqlstate == "57014" || sqlstate.rfind("53", 0) == 0) {

@@ -22,6 +22,12 @@ namespace tronch::cp {
 struct DbUnavailable : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
+// A prepared statement's result type changed under it (a migration altered a column it returns):
+// the server refuses it on this connection from then on. The connection is dropped, and the pool
+// retries the work once on a fresh one, where the statement is prepared again.
+struct DbPlanChanged : DbUnavailable {
+    using DbUnavailable::DbUnavailable;
+};
 // A query failed for another reason (constraint, syntax): a bug or a conflict.
 struct DbError : std::runtime_error {
     std::string sqlstate;
@@ -163,6 +169,11 @@ auto PgPool::transaction(F&& f) -> decltype(f(std::declval<PgConn&>())) {
                 conn->exec("COMMIT");
                 return result;
             }
+        } catch (const DbPlanChanged&) {
+            conn->drop_deferred();
+            conn->mark_broken();  // dropping it rolls the transaction back
+            if (attempt == 0) continue;
+            throw;
         } catch (const DbUnavailable&) {
             conn->drop_deferred();
             conn->mark_broken();
@@ -185,6 +196,10 @@ auto PgPool::with_conn(F&& f) -> decltype(f(std::declval<PgConn&>())) {
         Lease conn = acquire();
         try {
             return f(*conn);
+        } catch (const DbPlanChanged&) {
+            conn->mark_broken();
+            if (attempt == 0) continue;
+            throw;
         } catch (const DbUnavailable&) {
             conn->mark_broken();
             if (conn.reused() && attempt == 0) continue;

@@ -243,3 +243,25 @@ def test_statements_are_parsed_once_per_connection(tronchd_factory, postgres):
     # the audit rows, pipelined with the COMMIT, run prepared too
     assert not [l for l in lines if "execute <unnamed>" in l and "audit_log" in l]
     assert api.req("GET", f"/api/v1/keys/{created[0]['id']}").json()["name"] == created[0]["name"]
+
+
+def test_a_migration_that_changes_a_returned_type_costs_no_error(tronchd_factory, postgres):
+    """A prepared statement keeps its result types: after a migration alters a column it returns,
+    the server refuses it on the connections that prepared it ("cached plan must not change result
+    type"). tronchd drops such a connection and runs the work again on a fresh one, once: a read
+    (outside a transaction) and a create (inside one) both succeed."""
+    api = Client(tronchd_factory(extra_env={"TRONCH_PG_POOL_SIZE": "1", "TRONCH_MIRROR_INTERVAL_MS": "600000",
+                                            "TRONCH_USAGE_INTERVAL_MS": "600000"}))
+    alter = "ALTER TABLE api_keys ALTER COLUMN name TYPE {}"
+    k = api.create(name="before")[0]
+    assert api.req("GET", f"/api/v1/keys/{k['id']}").status_code == 200   # the read is prepared too
+    try:
+        postgres.psql_admin(alter.format("varchar(300)"), db=postgres.dbname)
+        g = api.req("GET", f"/api/v1/keys/{k['id']}")
+        assert g.status_code == 200 and g.json()["name"] == "before", g.text
+        assert api.create(name="between")[1].status_code == 201   # prepares the insert anew
+    finally:
+        postgres.psql_admin(alter.format("text"), db=postgres.dbname)
+    r = api.req("POST", "/api/v1/keys", json_body={"environment": "live", "name": "after"})
+    assert r.status_code == 201, r.text
+    assert api.req("GET", f"/api/v1/keys/{r.json()['id']}").json()["name"] == "after"
