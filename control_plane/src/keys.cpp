@@ -128,6 +128,8 @@ ServiceResult KeyService::create(const nlohmann::json& body, const RequestContex
     std::optional<KeyRow> created;
     Mirror::Hold held;  // from the INSERT until Redis has the row: see mirror.hpp
     ServiceResult res = pg_.transaction([&](PgConn& c) -> ServiceResult {
+        held = {};  // a retried transaction must not hold the first attempt's locks
+        created.reset();
         if (idem) {
             if (auto replay = idem_replay(c, *idem)) return *replay;
         }
@@ -263,6 +265,9 @@ ServiceResult KeyService::rotate(const std::string& id, const nlohmann::json& bo
     std::optional<KeyRow> fresh_row, old_row;
     Mirror::Hold held;  // both keys, from while their rows are locked until Redis has them
     ServiceResult res = pg_.transaction([&](PgConn& c) -> ServiceResult {
+        held = {};  // a retried transaction must not hold the first attempt's locks
+        fresh_row.reset();
+        old_row.reset();
         if (idem) {
             if (auto replay = idem_replay(c, *idem)) return *replay;
         }

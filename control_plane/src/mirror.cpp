@@ -37,16 +37,12 @@ void Mirror::sync_keys(const std::vector<std::string>& ids) noexcept {
     for (auto& id : ids) sync_key(id);
 }
 
-Mirror::Hold Mirror::hold(const std::string& id) {
-    // rebuild before stripe, always: the order every writer takes them in
-    Hold h{std::shared_lock(rebuild_mu_), {}, {}};
-    h.stripe = std::unique_lock(stripes_[stripe_of(id)]);
-    return h;
-}
+Mirror::Hold Mirror::hold(const std::string& id) { return hold(id, id); }
 
 Mirror::Hold Mirror::hold(const std::string& id, const std::string& other_id) {
     std::size_t a = stripe_of(id), b = stripe_of(other_id);
     if (a > b) std::swap(a, b);  // two stripes are always taken lower index first
+    // rebuild before stripes, always: the order every writer takes them in
     Hold h{std::shared_lock(rebuild_mu_), {}, {}};
     h.stripe = std::unique_lock(stripes_[a]);
     if (b != a) h.other = std::unique_lock(stripes_[b]);
