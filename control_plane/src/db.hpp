@@ -78,9 +78,6 @@ public:
     void mark_broken() { broken_ = true; }
     std::string escape_bytea(std::string_view raw);  // -> '\x..' text for a bytea param
 
-    // Statements this connection has prepared on the server (for tests and metrics).
-    std::size_t prepared_count() const { return prepared_.size(); }
-
 private:
     PgResult check(PGresult* r);
     PgResult exec_pipelined(const std::string& sql, const std::vector<Param>& params);
