@@ -9,6 +9,13 @@ TRONCH_PACKAGES=(
   postgresql postgresql-client redis-server redis-tools
   python3 python3-pytest python3-requests python3-redis python3-psycopg2
   wrk libbenchmark-dev valgrind
+  # nginx-extras' third-party modules, loaded next to Tronch by tests/integration/test_module_coexist.py
+  libnginx-mod-nchan libnginx-mod-http-ndk libnginx-mod-http-lua libnginx-mod-http-perl
+  libnginx-mod-http-auth-pam libnginx-mod-http-cache-purge libnginx-mod-http-dav-ext
+  libnginx-mod-http-echo libnginx-mod-http-fancyindex libnginx-mod-http-geoip libnginx-mod-http-geoip2
+  libnginx-mod-http-headers-more-filter libnginx-mod-http-image-filter libnginx-mod-http-subs-filter
+  libnginx-mod-http-uploadprogress libnginx-mod-http-upstream-fair libnginx-mod-http-xslt-filter
+  libnginx-mod-mail libnginx-mod-stream libnginx-mod-stream-geoip libnginx-mod-stream-geoip2
 )
 
 tronch_sudo() {
