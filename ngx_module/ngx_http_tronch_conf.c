@@ -19,6 +19,10 @@ static char *ngx_http_tronch_positive_msec(ngx_conf_t *cf, ngx_command_t *cmd, v
 static char *ngx_http_tronch_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_tronch_limit_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_tronch_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_tronch_redis_timeout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_tronch_stale_ttl(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static void ngx_http_tronch_where(ngx_conf_t *cf, u_char *buf, size_t len);
+static ngx_uint_t ngx_http_tronch_has_return(ngx_conf_t *cf);
 
 
 ngx_command_t  ngx_http_tronch_commands[] = {
@@ -46,7 +50,7 @@ ngx_command_t  ngx_http_tronch_commands[] = {
 
     { ngx_string("tronch_redis_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_tronch_positive_msec,
+      ngx_http_tronch_redis_timeout,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_tronch_main_conf_t, redis_timeout),
       NULL },
@@ -81,7 +85,7 @@ ngx_command_t  ngx_http_tronch_commands[] = {
 
     { ngx_string("tronch_stale_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_msec_slot,
+      ngx_http_tronch_stale_ttl,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_tronch_loc_conf_t, stale_ttl),
       NULL },
@@ -122,14 +126,14 @@ ngx_command_t  ngx_http_tronch_commands[] = {
       NULL },
 
     { ngx_string("tronch_default_limit"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
       ngx_http_tronch_limit,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_tronch_loc_conf_t, default_limit),
       NULL },
 
     { ngx_string("tronch_address_limit"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
       ngx_http_tronch_limit,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_tronch_loc_conf_t, address_limit),
@@ -225,6 +229,8 @@ ngx_http_tronch_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_tronch_loc_conf_t   *prev = parent;
     ngx_http_tronch_loc_conf_t   *conf = child;
     ngx_http_tronch_main_conf_t  *mcf;
+    ngx_http_core_loc_conf_t     *clcf;
+    u_char                        where[256];
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_str_value(conf->key_header, prev->key_header, "");
@@ -246,12 +252,18 @@ ngx_http_tronch_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_tronch_module);
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    /* Merging runs at the http block's closing brace, so the messages name the location. */
+    where[0] = '\0';
 
     if (conf->enable || conf->status) {
+        ngx_http_tronch_where(cf, where, sizeof(where));
+
         if (mcf->shm_zone == NULL) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"%s\" needs a \"tronch_zone\" in the http block",
-                               conf->enable ? "tronch" : "tronch_status");
+                               "\"%s\" %s needs a \"tronch_zone\" in the http block",
+                               conf->enable ? "tronch on" : "tronch_status", where);
             return NGX_CONF_ERROR;
         }
 
@@ -260,11 +272,98 @@ ngx_http_tronch_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->enable && mcf->redis_host.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"tronch\" needs a \"tronch_redis\" address in the http block");
+                           "\"tronch on\" %s needs a \"tronch_redis\" address in the http block",
+                           where);
         return NGX_CONF_ERROR;
     }
 
+    /* proxy_pass & co. after tronch_status replace its handler: it would silently proxy. */
+    if (conf->status && clcf->handler != ngx_http_tronch_status_handler) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"tronch_status\" %s shares it with another content handler "
+                           "(proxy_pass, fastcgi_pass, ...), which would answer instead: "
+                           "give tronch_status a location of its own", where);
+        return NGX_CONF_ERROR;
+    }
+
+    /* A warning, not an error: a conditional return (CORS preflight in an `if`) is legitimate
+     * and compiles into the same rewrite program as an unconditional one. */
+    if (conf->enable && ngx_http_tronch_has_return(cf)) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "\"tronch on\" %s also has \"return\", which answers in the rewrite "
+                           "phase, before any key check: such responses need no key", where);
+    }
+
     return NGX_CONF_OK;
+}
+
+
+/* "in location \"/api/\"" for a location's conf, else where the merge is. */
+static void
+ngx_http_tronch_where(ngx_conf_t *cf, u_char *buf, size_t len)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+    u_char                    *p;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->name.len) {
+        p = ngx_snprintf(buf, len - 1, "in location \"%V\"", &clcf->name);
+    } else {
+        p = ngx_snprintf(buf, len - 1, "at server or http level");
+    }
+
+    *p = '\0';
+}
+
+
+/*
+ * Whether the current location's rewrite program holds a `return`. The rewrite module's loc
+ * conf is private, but it starts with `ngx_array_t *codes` (the compiled program, an array of
+ * bytes made of code structs whose first word is the code's function); `return` compiles to
+ * ngx_http_script_return_code (exported by nginx), and an `if` block's codes go into the
+ * enclosing location's program. Looking the module up by name keeps nginx builds without the
+ * rewrite module loadable.
+ */
+static ngx_uint_t
+ngx_http_tronch_has_return(ngx_conf_t *cf)
+{
+    ngx_uint_t     i;
+    ngx_module_t  *m;
+    ngx_array_t   *codes;
+    void          *rlcf;
+    uintptr_t      word, target;
+    size_t         off, size;
+
+    m = NULL;
+    for (i = 0; cf->cycle->modules[i]; i++) {
+        if (ngx_strcmp(cf->cycle->modules[i]->name, "ngx_http_rewrite_module") == 0) {
+            m = cf->cycle->modules[i];
+            break;
+        }
+    }
+
+    if (m == NULL) {
+        return 0;
+    }
+
+    rlcf = ((ngx_http_conf_ctx_t *) cf->ctx)->loc_conf[m->ctx_index];
+    codes = rlcf ? *(ngx_array_t **) rlcf : NULL;
+    if (codes == NULL) {
+        return 0;
+    }
+
+    target = (uintptr_t) ngx_http_script_return_code;
+    size = codes->nelts * codes->size;
+
+    for (off = 0; off + sizeof(uintptr_t) <= size; off += sizeof(uintptr_t)) {
+        ngx_memcpy(&word, (u_char *) codes->elts + off, sizeof(uintptr_t));
+        if (word == target) {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -560,6 +659,59 @@ ngx_http_tronch_positive_msec(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* At most 60s: nginx reads a bare number as seconds, so "250" meant 250 seconds, not ms. */
+#define NGX_HTTP_TRONCH_REDIS_TIMEOUT_MAX  60000
+
+static char *
+ngx_http_tronch_redis_timeout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char        *rv;
+    ngx_str_t   *value;
+    ngx_msec_t   ms;
+
+    rv = ngx_http_tronch_positive_msec(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    value = cf->args->elts;
+    ms = *(ngx_msec_t *) ((char *) conf + cmd->offset);
+
+    if (ms > NGX_HTTP_TRONCH_REDIS_TIMEOUT_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" directive: \"%V\" is %M ms, more than the 60s maximum "
+                           "(a number without a unit is seconds: write e.g. 250ms)",
+                           &cmd->name, &value[1], ms);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* 0 is allowed: never serve an expired entry, even while Redis is down. */
+static char *
+ngx_http_tronch_stale_ttl(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char       *rv;
+    ngx_str_t  *value;
+
+    rv = ngx_conf_set_msec_slot(cf, cmd, conf);
+    if (rv == NGX_CONF_OK
+        || (rv != NGX_CONF_ERROR && ngx_strcmp(rv, "is duplicate") == 0))
+    {
+        return rv;
+    }
+
+    value = cf->args->elts;
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\" directive: invalid time \"%V\", expected e.g. 30s, 5m or 1h, "
+                       "or 0 to never serve an expired entry while Redis is down",
+                       &cmd->name, &value[1]);
+    return NGX_CONF_ERROR;
+}
+
+
 static char *
 ngx_http_tronch_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -569,6 +721,11 @@ ngx_http_tronch_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     (void) cmd;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    if (clcf->handler != NULL && clcf->handler != ngx_http_tronch_status_handler) {
+        return "is in a location that already has a content handler (proxy_pass, "
+               "fastcgi_pass, ...): give tronch_status a location of its own";
+    }
+
     clcf->handler = ngx_http_tronch_status_handler;
     lcf->status = 1;
 

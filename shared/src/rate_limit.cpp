@@ -47,6 +47,18 @@ bool parse_limit_spec(std::string_view text, GcraLimit& out, std::string& error)
                 return false;
             }
             std::string_view v = word.substr(5);
+            // "rate=100 r/s" (the unit as its own word) reads as "rate=100r/s".
+            std::string joined;
+            std::size_t k = i;
+            while (k < text.size() && (text[k] == ' ' || text[k] == '\t')) ++k;
+            std::size_t e = k;
+            while (e < text.size() && text[e] != ' ' && text[e] != '\t') ++e;
+            std::string_view next = text.substr(k, e - k);
+            if (next == "r/s" || next == "r/m" || next == "r/h") {
+                joined = std::string(v) + std::string(next);
+                v = joined;
+                i = e;
+            }
             std::int64_t period_s = 0;
             if (v.ends_with("r/s"))
                 period_s = 1;
@@ -76,7 +88,7 @@ bool parse_limit_spec(std::string_view text, GcraLimit& out, std::string& error)
             have_burst = true;
         } else {
             error =
-                "unknown parameter \"" + std::string(word) + "\": expected rate=N r/s|r/m|r/h and burst=N";
+                "unknown parameter \"" + std::string(word) + "\": expected rate=Nr/s|Nr/m|Nr/h and burst=N";
             return false;
         }
     }
@@ -85,7 +97,8 @@ bool parse_limit_spec(std::string_view text, GcraLimit& out, std::string& error)
         return false;
     }
     if (!limit.valid()) {
-        error = "the limit is out of range";
+        error = "the limit is out of range: rate >= 1, burst >= 0, and an empty bucket must refill "
+                "((rate + burst) requests at rate per period) within 2^52 us, about 142 years";
         return false;
     }
     out = limit;

@@ -34,6 +34,25 @@ BOOST_AUTO_TEST_CASE(parses_units_and_burst) {
     BOOST_TEST(l.burst == 0);
     l = parse_ok("  burst=0   rate=5r/h ");
     BOOST_TEST(l.period_us == 3600'000'000LL);
+    l = parse_ok("rate=600r/m");
+    BOOST_TEST(l.rate == 600);
+    BOOST_TEST(l.period_us == 60'000'000);
+}
+
+BOOST_AUTO_TEST_CASE(unit_as_its_own_word) {
+    GcraLimit l = parse_ok("rate=100 r/s burst=5");
+    BOOST_TEST(l.rate == 100);
+    BOOST_TEST(l.period_us == 1'000'000);
+    BOOST_TEST(l.burst == 5);
+    l = parse_ok("rate=10 r/m");
+    BOOST_TEST(l.period_us == 60'000'000);
+    BOOST_TEST(parse_err("rate=10 r/d").find("r/s") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(out_of_range_names_the_range) {
+    std::string err = parse_err("rate=1r/h burst=9000000000");
+    BOOST_TEST(err.find("out of range") != std::string::npos, err);
+    BOOST_TEST(err.find("142 years") != std::string::npos, err);
 }
 
 BOOST_AUTO_TEST_CASE(refuses_bad_values) {
