@@ -17,7 +17,8 @@ from cp_support import Client, wait_until
 from module_support import bearer, problem
 
 CONF_DIR = h.SOURCE_DIR / "nginx_conf"
-EXAMPLES = {"gateway.conf", "tronch.conf", "two-node.conf"}
+EXAMPLES = {"gateway.conf", "tronch.conf", "two-node.conf",
+            "mod-http-tronch.conf", "tronch-api-site.conf"}  # these two: test_module_install.py
 
 _spec = importlib.util.spec_from_file_location("stack", h.SOURCE_DIR / "scripts" / "stack.py")
 stack = importlib.util.module_from_spec(_spec)
