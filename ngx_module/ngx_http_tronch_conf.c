@@ -378,7 +378,8 @@ ngx_http_tronch_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     (void) cmd;
 
     if (mcf->shm_zone) {
-        return "is duplicate: one tronch_zone per http block";
+        return "is duplicate: one tronch_zone per http block (is tronch.conf both in "
+               "conf.d/ and included by hand?)";
     }
 
     value = cf->args->elts;

@@ -166,3 +166,10 @@ def test_return_answers_without_a_key(redis_server, nginx_factory):
     assert requests.get(ngx.url("/ping/"), timeout=5).status_code == 200
     assert requests.get(ngx.url("/index.html"), timeout=5).status_code == 401
 
+
+def test_snippet_in_conf_d_and_included_again_says_so():
+    snippet = (h.SOURCE_DIR / "nginx_conf/tronch.conf")
+    rc, err = check(f"include {snippet};\ninclude {snippet};\n" + GOOD.replace("tronch_zone keys 1m;", ""))
+    assert rc != 0
+    assert '"tronch_zone" directive is duplicate' in err and "conf.d/ and included by hand" in err, err
+
