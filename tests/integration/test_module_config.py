@@ -146,6 +146,10 @@ def test_return_in_a_tronch_location_warns():
     rc, err = check(conf)
     assert rc == 0, err
     assert '[warn]' in err and '"tronch on" in location "/ping/" also has "return"' in err, err
+    # a conditional return (CORS preflight) warns too, once: nginx compiles it into the same program
+    rc, err = check(GOOD.replace("location /test/ { tronch on;",
+                                 "location /test/ { if ($request_method = OPTIONS) { return 204; } tronch on;"))
+    assert rc == 0 and err.count('also has "return"') == 1 and 'location "/test/"' in err, err
     # a location with other rewrite directives (set) but no return: no warning
     rc, err = check(GOOD.replace("location /test/ { tronch on;", "location /test/ { set $x 1; tronch on;"))
     assert rc == 0 and "also has" not in err, err
