@@ -6,3 +6,4 @@ tronch_pytest(cp_ops test_cp_ops.py LABELS cp TIMEOUT 900)
 # Issue 12: hostile input findings, the hostile REST table, the OpenAPI lint + response contract.
 tronch_pytest(cp_hardening test_cp_hardening.py LABELS cp)
 tronch_pytest(cp_hostile test_cp_hostile.py LABELS cp)
+tronch_pytest(cp_openapi test_cp_openapi.py LABELS cp TIMEOUT 900)
