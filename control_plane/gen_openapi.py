@@ -16,7 +16,13 @@ limits = {"type": "object", "additionalProperties": False, "required": ["rate", 
                          "burst": {"type": "integer", "minimum": 0, "maximum": 1000000, "default": 0}}}
 scopes = {"type": "array", "maxItems": 32, "items": {"type": "string", "pattern": "^[a-z0-9_.:-]{1,64}$"}}
 cidrs = {"type": "array", "maxItems": 16, "items": {"type": "string", "example": "10.0.0.0/8"}}
-metadata = {"type": "object", "additionalProperties": True, "description": "Free-form JSON object, at most 8 KiB."}
+metadata = {"type": "object", "additionalProperties": True, "maxProperties": 50,
+            "description": "Free-form JSON object, at most 8 KiB serialised: nested at most 5 levels (this object is level 1), "
+                           "at most 50 members per object or items per array, keys 1..40 bytes, strings up to 500 bytes, "
+                           "no NUL (\\u0000), integers within -2^53..2^53. Anything else is 400 invalid_field."}
+text = lambda n: {"type": "string", "maxLength": n,
+                  "description": "No control characters (U+0000-U+001F, U+007F-U+009F) and no bidi overrides or isolates "
+                                 "(U+202A-U+202E, U+2066-U+2069): 400 invalid_field."}
 key = {"type": "object", "required": ["id","name","owner","prefix","environment","status","scopes","limits","allowed_cidrs",
         "metadata","created_at","updated_at","expires_at","last_used_at","revoked_at","rotated_from","version"],
        "properties": {
@@ -32,12 +38,12 @@ key_with_secret = {"allOf": [ref("Key"), {"type": "object", "required": ["key"],
         "key": {"type": "string", "description": "The plaintext API key. Returned once; never stored or retrievable again."}}}]}
 rotated = {"allOf": [ref("KeyWithSecret"), {"type": "object", "required": ["previous"], "properties": {"previous": ref("Key")}}]}
 create = {"type": "object", "additionalProperties": False, "required": ["environment"], "properties": {
-        "name": {"type": "string", "maxLength": 200}, "owner": {"type": "string", "maxLength": 200},
+        "name": text(200), "owner": text(200),
         "environment": {"type": "string", "enum": ["live", "test"]}, "scopes": scopes,
-        "limits": {**limits, "nullable": True}, "expires_at": {**ts, "nullable": True, "description": "RFC 3339, in the future."},
+        "limits": {**limits, "nullable": True}, "expires_at": {**ts, "nullable": True, "description": "RFC 3339, in the future and before 10000-01-01T00:00:00Z."},
         "allowed_cidrs": cidrs, "metadata": metadata}}
 patch = {"type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
-        "name": {"type": "string", "maxLength": 200}, "scopes": scopes, "limits": {**limits, "nullable": True},
+        "name": text(200), "scopes": scopes, "limits": {**limits, "nullable": True},
         "allowed_cidrs": cidrs, "metadata": {**metadata, "description": "Replaces the whole metadata object."}}}
 rotate = {"type": "object", "additionalProperties": False, "properties": {
         "grace_period_seconds": {"type": "integer", "minimum": 0, "maximum": 2592000, "default": 86400,
@@ -50,7 +56,9 @@ audit_entry = {"type": "object", "required": ["id","at","actor","action","key_id
         "id": {"type": "integer"}, "at": ts, "actor": {"type": "string"},
         "action": {"type": "string", "enum": ["create", "update", "rotate", "revoke", "expire"]},
         "key_id": {"type": "string", "format": "uuid", "nullable": True}, "request_id": {"type": "string", "nullable": True},
-        "before": {"allOf": [ref("Key")], "nullable": True}, "after": {"allOf": [ref("Key")], "nullable": True}}}
+        # OpenAPI 3.0: `nullable` only counts next to a `type` (Redocly's struct rule refuses it alone).
+        "before": {"type": "object", "allOf": [ref("Key")], "nullable": True},
+        "after": {"type": "object", "allOf": [ref("Key")], "nullable": True}}}
 audit_list = {"type": "object", "required": ["data", "next_cursor"], "properties": {
         "data": {"type": "array", "items": ref("AuditEntry")}, "next_cursor": {"type": "string", "nullable": True}}}
 usage = {"type": "object", "required": ["key_id","since","until","bucket_seconds","last_used_at","totals","data"], "properties": {
@@ -59,13 +67,15 @@ usage = {"type": "object", "required": ["key_id","since","until","bucket_seconds
         "totals": {"type": "object", "properties": {"requests": {"type": "integer"}, "errors": {"type": "integer"}}},
         "data": {"type": "array", "items": {"type": "object", "properties": {"bucket_start": ts, "requests": {"type": "integer"}, "errors": {"type": "integer"}}}}}}
 check = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["ok", "error"]},
-        "latency_ms": {"type": "number"}, "code": {"type": "string"}, "message": {"type": "string"}, "mirror_complete": {"type": "boolean"}}}
+        "latency_ms": {"type": "number"}, "code": {"type": "string"},
+        "message": {"type": "string", "description": "A stable short reason; the driver's error text goes to tronchd's log only."},
+        "mirror_complete": {"type": "boolean"}}}
 health = {"type": "object", "required": ["status", "checks"], "properties": {"status": {"type": "string", "enum": ["ok", "unavailable"]},
         "checks": {"type": "object", "properties": {"postgres": ref("Check"), "redis": ref("Check")}}}}
 
 def err(desc): return {"description": desc, "content": {"application/json": {"schema": ref("Error")}}}
 responses = {
-    "BadRequest": err("Invalid input: invalid_json, unknown_field, invalid_field, missing_field, unknown_parameter, invalid_parameter, invalid_id, invalid_cursor, invalid_header, bad_request."),
+    "BadRequest": err("Invalid input: invalid_json (also duplicate member names, nesting over 16 levels), unknown_field, invalid_field, missing_field, unknown_parameter, invalid_parameter (also invalid UTF-8, control characters or %00 in the query), invalid_id, invalid_cursor, invalid_header, bad_request (malformed HTTP, a target not starting with '/', a missing or doubled Host)."),
     "Unauthorized": err("Missing or wrong admin token (unauthorized)."),
     "NotFound": err("No such key (key_not_found) or route (not_found)."),
     "MethodNotAllowed": err("Method not allowed on this route (method_not_allowed)."),
@@ -83,7 +93,10 @@ def std(*extra):
     for e in extra: r.update(e)
     return r
 etag_h = {"ETag": {"description": "Strong ETag: the key's version, quoted.", "schema": {"type": "string"}}}
-rid_h = {"X-Request-Id": {"description": "The request id (echoed or generated).", "schema": {"type": "string"}}}
+rid_h = {"X-Request-Id": {"description": "The request id (echoed or generated).", "schema": {"type": "string"}},
+         "Cache-Control": {"description": "Always no-store (create and rotate responses carry a plaintext key).",
+                           "schema": {"type": "string", "enum": ["no-store"]}},
+         "X-Content-Type-Options": {"description": "Always nosniff.", "schema": {"type": "string", "enum": ["nosniff"]}}}
 def ok(desc, schema, headers=None, ctype="application/json"):
     r = {"description": desc, "content": {ctype: {"schema": schema}}}
     r["headers"] = {**rid_h, **(headers or {})}
@@ -154,7 +167,7 @@ doc = {
  "components": {
   "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer", "description": "TRONCH_ADMIN_TOKEN"}},
   "parameters": {
-   "Id": {"name": "id", "in": "path", "required": True, "description": "Key id (UUID); anything else is 400 invalid_id.", "schema": {"type": "string", "format": "uuid"}},
+   "Id": {"name": "id", "in": "path", "required": True, "description": "Key id (UUID, either case; answers use lower case); anything else is 400 invalid_id.", "schema": {"type": "string", "format": "uuid"}},
    "IfMatch": {"name": "If-Match", "in": "header", "required": False, "description": "ETag from a previous response; on mismatch 412 precondition_failed.", "schema": {"type": "string"}},
    "IdempotencyKey": {"name": "Idempotency-Key", "in": "header", "required": False, "description": "Retries with the same key and body replay the first response for 24 hours; a different body gives 422 idempotency_key_reused.", "schema": {"type": "string", "maxLength": 255}}},
   "responses": responses,

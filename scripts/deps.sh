@@ -41,3 +41,9 @@ ensure_packages() {
   # shellcheck disable=SC2086
   tronch_sudo apt-get install -y -q --no-install-recommends $missing
 }
+
+# npm installs the pinned OpenAPI linter (tests/openapi/package-lock.json) for it.cp_openapi.
+# Debian's nodejs + npm only when no npm is there (a NodeSource node brings its own).
+command -v npm >/dev/null 2>&1 || TRONCH_PACKAGES+=(nodejs npm)
+# it.cp_openapi validates real tronchd responses against the document's schemas.
+TRONCH_PACKAGES+=(python3-jsonschema)

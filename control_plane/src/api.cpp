@@ -144,6 +144,10 @@ void Api::finish(const HttpRequest& req, HttpResponse& res, const std::string& r
                  double seconds, const std::string& error_code) noexcept {
     try {
         res.headers.emplace_back("X-Request-Id", request_id);
+        // no-store: create, rotate and their idempotent replays carry a plaintext key, and no
+        // admin answer is worth a cache. nosniff: browsers must take the JSON as JSON.
+        res.headers.emplace_back("Cache-Control", "no-store");
+        res.headers.emplace_back("X-Content-Type-Options", "nosniff");
         metrics_.observe_request(route, req.method, res.status, seconds);
         std::string path = req.target.substr(0, req.target.find('?'));
         nlohmann::json f = {{"request_id", request_id}, {"method", req.method}, {"path", path}, {"route", route},
@@ -219,8 +223,9 @@ HttpResponse Api::dispatch(const HttpRequest& req, const std::string& request_id
     if (sub.empty() && m != "GET" && m != "PATCH" && m != "DELETE") method_not_allowed("GET, PATCH, DELETE");
     if (sub == "rotate" && m != "POST") method_not_allowed("POST");
     if (sub == "usage" && m != "GET") method_not_allowed("GET");
-    if (!valid_uuid(id)) throw ApiError(400, codes::invalid_id, "'" + id.substr(0, 64) + "' is not a key id (UUID)");
+    // Ids are accepted in either case and normalised to the lower-case form stored everywhere.
     for (char& c : id) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (!valid_uuid(id)) throw ApiError(400, codes::invalid_id, "'" + seg[3].substr(0, 64) + "' is not a key id (UUID)");
     if (sub == "usage") return from_result(keys_.usage(id, q));
     check_parameters(q, {});
     if (sub == "rotate") return from_result(keys_.rotate(id, read_body(req, true), ctx));
@@ -238,8 +243,11 @@ HttpResponse Api::health() {
         checks["postgres"] = {{"status", "ok"},
                               {"latency_ms", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count()}};
     } catch (const std::exception& e) {
+        // The driver's text (host, port, user, server messages) goes to the log, not to an
+        // endpoint that needs no token.
         ok = false;
-        checks["postgres"] = {{"status", "error"}, {"code", codes::database_unavailable}, {"message", e.what()}};
+        checks["postgres"] = {{"status", "error"}, {"code", codes::database_unavailable}, {"message", "PostgreSQL is unreachable"}};
+        log::warn("health: postgres check failed", {{"error", e.what()}});
     }
     auto t1 = std::chrono::steady_clock::now();
     try {
@@ -249,7 +257,8 @@ HttpResponse Api::health() {
                            {"mirror_complete", !mirror_.dirty()}};
     } catch (const std::exception& e) {
         ok = false;
-        checks["redis"] = {{"status", "error"}, {"code", "redis_unavailable"}, {"message", e.what()}};
+        checks["redis"] = {{"status", "error"}, {"code", "redis_unavailable"}, {"message", "Redis is unreachable"}};
+        log::warn("health: redis check failed", {{"error", e.what()}});
     }
     HttpResponse res;
     res.status = ok ? 200 : 503;

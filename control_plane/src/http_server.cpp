@@ -22,6 +22,18 @@ using tcp = net::ip::tcp;
 
 namespace {
 
+// What HTTP/1.1 requires of every request and Beast lets through: an origin-form target
+// ("/path?query"; absolute-form, "*" and relative targets are refused) and exactly one Host
+// (HTTP/1.0 may omit it). A doubled Host is what request smuggling through proxies rides on.
+const char* framing_problem(const http::request<http::string_body>& msg) {
+    if (msg.version() != 10 && msg.version() != 11) return "only HTTP/1.0 and HTTP/1.1 are served";
+    if (msg.target().empty() || msg.target().front() != '/') return "the request target must start with '/'";
+    auto hosts = msg.count(http::field::host);
+    if (hosts > 1) return "more than one Host header";
+    if (hosts == 0 && msg.version() >= 11) return "an HTTP/1.1 request needs a Host header";
+    return nullptr;
+}
+
 class Session : public std::enable_shared_from_this<Session> {
 public:
     Session(tcp::socket s, Api& api, net::thread_pool& workers) : stream_(std::move(s)), api_(api), workers_(workers) {
@@ -71,6 +83,7 @@ private:
         }
         req.body = std::move(msg.body());
         bool keep_alive = msg.keep_alive();
+        if (auto problem = framing_problem(msg)) return write(api_.protocol_error(req, 400, codes::bad_request, problem), false);
         net::post(workers_, [self = shared_from_this(), req = std::move(req), keep_alive]() mutable {
             HttpResponse res = self->api_.handle(req);
             net::post(self->stream_.get_executor(), [self, res = std::move(res), keep_alive]() mutable {

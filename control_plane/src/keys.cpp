@@ -386,8 +386,10 @@ ServiceResult KeyService::audit(const Query& q) {
     int limit = parse_page_size(q);
     Param key_id, action, before_id;
     if (auto it = q.find("key_id"); it != q.end()) {
-        if (!valid_uuid(it->second)) throw ApiError(400, codes::invalid_parameter, "'key_id' must be a UUID");
-        key_id = it->second;
+        std::string id = it->second;
+        for (char& c : id) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (!valid_uuid(id)) throw ApiError(400, codes::invalid_parameter, "'key_id' must be a UUID");
+        key_id = id;
     }
     if (auto it = q.find("action"); it != q.end()) {
         static const std::set<std::string> actions = {"create", "update", "rotate", "revoke", "expire"};

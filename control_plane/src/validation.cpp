@@ -1,8 +1,10 @@
 #include "validation.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <ctime>
 #include <set>
+#include <vector>
 
 #include "api_error.hpp"
 #include "tronch/cidr.hpp"
@@ -11,6 +13,7 @@ namespace tronch::cp {
 namespace {
 
 [[noreturn]] void bad(const char* code, const std::string& message) { throw ApiError(400, code, message); }
+void check_metadata_value(const nlohmann::json& v, int depth);
 
 void only_fields(const nlohmann::json& body, std::initializer_list<std::string_view> allowed) {
     for (auto& [k, v] : body.items()) {
@@ -25,9 +28,8 @@ std::string get_string(const nlohmann::json& v, const char* field, std::size_t m
     std::string s = v.get<std::string>();
     if (s.size() > max_len) bad(codes::invalid_field, std::string("'") + field + "' is too long");
     if (!allow_empty && s.empty()) bad(codes::invalid_field, std::string("'") + field + "' must not be empty");
-    for (unsigned char ch : s) {
-        if (ch < 0x20 || ch == 0x7f) bad(codes::invalid_field, std::string("'") + field + "' has control characters");
-    }
+    if (has_forbidden_chars(s))
+        bad(codes::invalid_field, std::string("'") + field + "' has control or bidi-override characters");
     return s;
 }
 
@@ -83,8 +85,111 @@ std::vector<std::string> get_cidrs(const nlohmann::json& v) {
 
 nlohmann::json get_metadata(const nlohmann::json& v) {
     if (!v.is_object()) bad(codes::invalid_field, "'metadata' must be an object");
+    check_metadata_value(v, 1);
     if (v.dump().size() > kMaxMetadataBytes) bad(codes::invalid_field, "'metadata' is larger than 8 KiB");
     return v;
+}
+
+// SAX handler that builds the tree like nlohmann's own DOM parser but refuses what that parser
+// lets through: duplicate member names (which one wins differs between parsers), nesting past
+// kMaxJsonDepth, and numbers a double cannot hold exactly.
+class StrictSax {
+public:
+    using json = nlohmann::json;
+    explicit StrictSax(json& root) : dom_(root, false) {}
+
+    bool null() { return dom_.null(); }
+    bool boolean(bool v) { return dom_.boolean(v); }
+    bool number_integer(json::number_integer_t v) {
+        if (v > kMaxExactInteger || v < -kMaxExactInteger) return imprecise();
+        return dom_.number_integer(v);
+    }
+    bool number_unsigned(json::number_unsigned_t v) {
+        if (v > static_cast<json::number_unsigned_t>(kMaxExactInteger)) return imprecise();
+        return dom_.number_unsigned(v);
+    }
+    bool number_float(json::number_float_t v, const json::string_t& text) {
+        // An integer literal too long for 64 bits arrives here, already rounded.
+        if (!std::isfinite(v) || text.find_first_of(".eE") == json::string_t::npos) return imprecise();
+        return dom_.number_float(v, text);
+    }
+    bool string(json::string_t& v) { return dom_.string(v); }
+    bool binary(json::binary_t& v) { return dom_.binary(v); }
+    bool start_object(std::size_t n) {
+        members_.emplace_back();
+        return deeper() && dom_.start_object(n);
+    }
+    bool key(json::string_t& k) {
+        if (!members_.back().insert(k).second) return fail(codes::invalid_json, "duplicate member name '" + k + "'");
+        last_key_ = k;
+        return dom_.key(k);
+    }
+    bool end_object() {
+        members_.pop_back();
+        return dom_.end_object();
+    }
+    bool start_array(std::size_t n) {
+        members_.emplace_back();  // unused: keeps the depth count in one place
+        return deeper() && dom_.start_array(n);
+    }
+    bool end_array() {
+        members_.pop_back();
+        return dom_.end_array();
+    }
+    bool parse_error(std::size_t pos, const std::string& tok, const nlohmann::detail::exception& e) {
+        if (code_.empty()) fail(codes::invalid_json, "the body is not valid JSON");
+        return dom_.parse_error(pos, tok, e);
+    }
+
+    const std::string& code() const { return code_; }
+    const std::string& message() const { return message_; }
+
+private:
+    bool fail(const char* code, std::string message) {
+        code_ = code;
+        message_ = std::move(message);
+        return false;
+    }
+    bool deeper() {
+        return members_.size() <= static_cast<std::size_t>(kMaxJsonDepth) ||
+               fail(codes::invalid_json, "the body is nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    }
+    bool imprecise() {
+        return fail(codes::invalid_field, "'" + last_key_ +
+                                              "' has a number that cannot be held exactly (integers must be within "
+                                              "-2^53..2^53; no overflowing literals)");
+    }
+
+    nlohmann::detail::json_sax_dom_parser<json> dom_;
+    std::vector<std::set<std::string>> members_;
+    std::string last_key_;
+    std::string code_, message_;
+};
+
+// Metadata: an object nested at most kMaxMetadataDepth deep, at most kMaxMetadataKeys members
+// per object, keys 1..40 characters, strings up to 500, and no NUL anywhere (PostgreSQL's jsonb
+// cannot store U+0000).
+void check_metadata_value(const nlohmann::json& v, int depth) {
+    if (v.is_string()) {
+        const auto& s = v.get_ref<const std::string&>();
+        if (s.size() > kMaxMetadataStringLength)
+            bad(codes::invalid_field, "'metadata' strings are at most " + std::to_string(kMaxMetadataStringLength) + " bytes");
+        if (s.find('\0') != std::string::npos) bad(codes::invalid_field, "'metadata' must not contain NUL (\\u0000)");
+        return;
+    }
+    if (!v.is_structured()) return;
+    if (depth > kMaxMetadataDepth)
+        bad(codes::invalid_field, "'metadata' is nested deeper than " + std::to_string(kMaxMetadataDepth) + " levels");
+    if (v.size() > kMaxMetadataKeys)
+        bad(codes::invalid_field, "'metadata' objects and arrays hold at most " + std::to_string(kMaxMetadataKeys) + " entries");
+    for (auto& [k, child] : v.items()) {
+        if (v.is_object()) {
+            if (k.empty() || k.size() > kMaxMetadataKeyLength)
+                bad(codes::invalid_field, "'metadata' keys must be 1.." + std::to_string(kMaxMetadataKeyLength) + " bytes");
+            if (k.find('\0') != std::string::npos) bad(codes::invalid_field, "'metadata' must not contain NUL (\\u0000)");
+        }
+        check_metadata_value(child, depth + 1);
+    }
 }
 
 bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
@@ -100,10 +205,45 @@ bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
 }  // namespace
 
 nlohmann::json parse_json_object(std::string_view body) {
-    nlohmann::json j = nlohmann::json::parse(body.begin(), body.end(), nullptr, false);
+    nlohmann::json j;
+    StrictSax sax(j);
+    bool ok = nlohmann::json::sax_parse(body.begin(), body.end(), &sax, nlohmann::json::input_format_t::json, true);
+    if (!ok || !sax.code().empty()) bad(sax.code().empty() ? codes::invalid_json : sax.code().c_str(),
+                                       sax.message().empty() ? "the body is not valid JSON" : sax.message());
     if (j.is_discarded()) bad(codes::invalid_json, "the body is not valid JSON");
     if (!j.is_object()) bad(codes::invalid_json, "the body must be a JSON object");
     return j;
+}
+
+bool valid_utf8(std::string_view s) noexcept {
+    std::size_t i = 0;
+    while (i < s.size()) {
+        auto c = static_cast<unsigned char>(s[i]);
+        std::size_t n = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : 9;
+        if (n == 9 || (n > 0 && i + n >= s.size())) return false;
+        std::uint32_t cp = n == 0 ? c : c & (0x3F >> n);
+        for (std::size_t k = 1; k <= n; ++k) {
+            auto cc = static_cast<unsigned char>(s[i + k]);
+            if ((cc & 0xC0) != 0x80) return false;
+            cp = (cp << 6) | (cc & 0x3F);
+        }
+        static const std::uint32_t min_for_len[] = {0, 0x80, 0x800, 0x10000};
+        if (cp < min_for_len[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+bool has_forbidden_chars(std::string_view s) noexcept {
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x20 || c == 0x7f) return true;
+        auto next = [&](std::size_t k) { return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0; };
+        if (c == 0xC2 && next(1) >= 0x80 && next(1) <= 0x9F) return true;  // U+0080-U+009F
+        if (c == 0xE2 && next(1) == 0x80 && next(2) >= 0xAA && next(2) <= 0xAE) return true;  // U+202A-U+202E
+        if (c == 0xE2 && next(1) == 0x81 && next(2) >= 0xA6 && next(2) <= 0xA9) return true;  // U+2066-U+2069
+    }
+    return false;
 }
 
 CreateKeyRequest parse_create_request(const nlohmann::json& body, std::int64_t now_us) {
@@ -197,8 +337,10 @@ std::optional<std::int64_t> parse_rfc3339(std::string_view s) noexcept {
     tm.tm_hour = h;
     tm.tm_min = m;
     tm.tm_sec = sec;
-    std::int64_t t = static_cast<std::int64_t>(timegm(&tm)) - offset_s;
-    return t * 1000000 + frac_us;
+    std::int64_t t = (static_cast<std::int64_t>(timegm(&tm)) - offset_s) * 1000000 + frac_us;
+    // An offset can carry 9999-12-31 into year 10000, or 1970-01-01 back into 1969.
+    if (t < 0 || t >= kTimeLimitUs) return std::nullopt;
+    return t;
 }
 
 std::string format_rfc3339(std::int64_t unix_us) {
@@ -237,6 +379,28 @@ std::optional<std::int64_t> parse_duration_seconds(std::string_view s) noexcept 
     return v * mult;
 }
 
+namespace {
+// A query name or value after decoding: well-formed UTF-8 without control characters (a NUL
+// or an invalid byte would otherwise reach PostgreSQL and come back as a 500).
+void check_query_text(const std::string& text, std::string_view raw) {
+    bool ok = valid_utf8(text) && std::none_of(text.begin(), text.end(), [](char c) {
+        auto u = static_cast<unsigned char>(c);
+        return u < 0x20 || u == 0x7f;
+    });
+    if (!ok)
+        bad(codes::invalid_parameter, "query parameter '" + std::string(raw.substr(0, 64)) +
+                                          "' is not valid UTF-8 text (no control characters, %00 included)");
+}
+void check_escapes(std::string_view raw) {
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+        if (raw[i] != '%') continue;
+        if (i + 2 >= raw.size() || !std::isxdigit(static_cast<unsigned char>(raw[i + 1])) ||
+            !std::isxdigit(static_cast<unsigned char>(raw[i + 2])))
+            bad(codes::invalid_parameter, "the query string has a '%' not followed by two hex digits");
+    }
+}
+}  // namespace
+
 std::string percent_decode(std::string_view s, bool plus_is_space) {
     std::string out;
     for (std::size_t i = 0; i < s.size(); ++i) {
@@ -261,9 +425,12 @@ std::map<std::string, std::string> parse_query(std::string_view q) {
         std::string_view part = q.substr(0, amp);
         q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
         if (part.empty()) continue;
+        check_escapes(part);
         auto eq = part.find('=');
         std::string k = percent_decode(part.substr(0, eq), true);
         std::string v = eq == std::string_view::npos ? "" : percent_decode(part.substr(eq + 1), true);
+        check_query_text(k, part.substr(0, eq));
+        check_query_text(v, part.substr(0, eq));
         if (!out.emplace(k, v).second) bad(codes::invalid_parameter, "parameter '" + k + "' given more than once");
     }
     return out;

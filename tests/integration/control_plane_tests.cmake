@@ -3,3 +3,8 @@ tronch_pytest(cp_keys test_cp_keys.py LABELS cp)
 tronch_pytest(cp_rotation test_cp_rotation.py LABELS cp)
 tronch_pytest(cp_faults test_cp_faults.py LABELS cp)
 tronch_pytest(cp_ops test_cp_ops.py LABELS cp TIMEOUT 900)
+# Issue 12: hostile input findings, the hostile REST table, the OpenAPI lint + response contract.
+tronch_pytest(cp_hardening test_cp_hardening.py LABELS cp)
+tronch_pytest(cp_hostile test_cp_hostile.py LABELS cp)
+tronch_pytest(cp_openapi test_cp_openapi.py LABELS cp TIMEOUT 900)
+tronch_pytest(cp_crash test_cp_crash.py LABELS cp)

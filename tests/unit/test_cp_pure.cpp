@@ -131,3 +131,32 @@ BOOST_AUTO_TEST_CASE(default_pool_is_twice_the_cores_within_bounds) {
     BOOST_TEST(default_pool_size(6) == 12);
     BOOST_TEST(default_pool_size(64) == 16);
 }
+
+// Issue 12: what the strict parser and the text checks refuse.
+BOOST_AUTO_TEST_CASE(hostile_input_is_refused) {
+    BOOST_TEST(code_of([] { parse_json_object(R"({"a":1,"a":2})"); }) == "invalid_json");
+    BOOST_TEST(code_of([] { parse_json_object(R"({"a":{"b":1,"b":1}})"); }) == "invalid_json");
+    BOOST_TEST(code_of([] { parse_json_object(R"({"n":9007199254740993})"); }) == "invalid_field");
+    BOOST_TEST(code_of([] { parse_json_object(R"({"n":-9007199254740993})"); }) == "invalid_field");
+    BOOST_TEST(code_of([] { parse_json_object(R"({"n":123456789012345678901234567890})"); }) == "invalid_field");
+    BOOST_TEST(code_of([] { parse_json_object("{\"a\":" + std::string(40, '[') + std::string(40, ']') + "}"); }) ==
+               "invalid_json");
+    BOOST_TEST(parse_json_object(R"({"n":9007199254740992,"f":0.5,"a":{"a":1}})")["n"] == 9007199254740992LL);
+    BOOST_TEST(valid_utf8("plain \xC3\xA9 \xE2\x82\xAC \xF0\x9F\x9A\x80"));
+    BOOST_TEST(!valid_utf8("\xFF\xFE"));
+    BOOST_TEST(!valid_utf8("\xC0\xAF"));          // overlong '/'
+    BOOST_TEST(!valid_utf8("\xED\xA0\x80"));      // a surrogate
+    BOOST_TEST(!valid_utf8("\xE2\x82"));          // truncated
+    BOOST_TEST(has_forbidden_chars(std::string("a\0b", 3)));
+    BOOST_TEST(has_forbidden_chars("a\xC2\x85"));      // U+0085
+    BOOST_TEST(has_forbidden_chars("\xE2\x80\xAE"));   // U+202E
+    BOOST_TEST(has_forbidden_chars("\xE2\x81\xA9"));   // U+2069
+    BOOST_TEST(!has_forbidden_chars("caf\xC3\xA9 \xE2\x80\x8F"));  // é, U+200F
+    BOOST_TEST(!parse_rfc3339("9999-12-31T23:00:00-05:00"));
+    BOOST_TEST(!parse_rfc3339("1970-01-01T00:00:00+01:00"));
+    BOOST_TEST(*parse_rfc3339("9999-12-31T23:59:59Z") == 253402300799LL * 1000000);
+    BOOST_TEST(code_of([] { parse_query("owner=%FF"); }) == "invalid_parameter");
+    BOOST_TEST(code_of([] { parse_query("owner=%00"); }) == "invalid_parameter");
+    BOOST_TEST(code_of([] { parse_query("owner=%zz"); }) == "invalid_parameter");
+    BOOST_TEST(parse_query("owner=%C3%A9")["owner"] == "\xC3\xA9");
+}
