@@ -7,8 +7,7 @@
 
 #include "ngx_http_tronch_module.h"
 
-#include <hiredis/hiredis.h>
-#include <hiredis/async.h>
+#include "ngx_http_tronch_rconn.h"
 
 
 typedef enum {
@@ -21,8 +20,7 @@ typedef enum {
 typedef struct {
     const char                   *name;
     ngx_uint_t                    subscriber;
-    redisAsyncContext            *ac;
-    ngx_connection_t             *conn;      /* wraps hiredis' fd, for events */
+    ngx_http_tronch_rconn_t       rc;
     ngx_http_tronch_link_state_e  state;
     ngx_event_t                   timer;     /* connect timeout, or reconnect backoff */
     ngx_connection_t              dummy;     /* timer.data (debug builds log through it) */
@@ -30,12 +28,15 @@ typedef struct {
     ngx_uint_t                    inflight;
     ngx_uint_t                    failures;  /* connect failures in a row */
     ngx_uint_t                    was_up;    /* has been connected before in this worker */
+    ngx_uint_t                    next;      /* the address to try next */
+    ngx_uint_t                    left;      /* addresses left to try before backing off */
 } ngx_http_tronch_link_t;
 
 
-/* The first failure in a row is a warning; the retries that follow are only info. */
+/* Debian's default error_log shows [error] and worse: the first failure in a row is an error
+ * (operators must see that Redis went away); the retries that follow are only info. */
 #define ngx_http_tronch_link_level(link)                                      \
-    ((link)->failures++ == 0 ? NGX_LOG_WARN : NGX_LOG_INFO)
+    ((link)->failures++ == 0 ? NGX_LOG_ERR : NGX_LOG_INFO)
 
 
 struct ngx_http_tronch_pending_s {
