@@ -333,6 +333,28 @@ ngx_http_tronch_event_message(ngx_http_tronch_rconn_t *rc, redisReply *reply, vo
 
 /* connection management */
 
+/* Debian's default error_log shows [error] and worse. The first failure in a row, and a failure
+ * whose reason differs from the last one (Redis back, but now refusing our password), are
+ * errors: operators must see them. Retries for the same reason are only info. Call it before
+ * ngx_log_error(), a macro that evaluates its level twice. */
+static ngx_uint_t
+ngx_http_tronch_link_level(ngx_http_tronch_link_t *link, const char *why)
+{
+    size_t      len;
+    ngx_uint_t  changed;
+
+    for (len = 0; why[len] != '\0' && why[len] != ':' && len < sizeof(link->why); len++) {
+        /* void */
+    }
+
+    changed = (len != link->why_len || ngx_strncmp(link->why, why, len) != 0);
+    ngx_memcpy(link->why, why, len);
+    link->why_len = len;
+
+    return (link->failures++ == 0 || changed) ? NGX_LOG_ERR : NGX_LOG_INFO;
+}
+
+
 static ngx_http_tronch_raddr_t *
 ngx_http_tronch_link_addrs(ngx_uint_t *n)
 {
@@ -380,6 +402,7 @@ ngx_http_tronch_on_ready(ngx_http_tronch_rconn_t *rc, const char *err)
                   link->failures ? " again, Redis is back" : "");
 
     link->failures = 0;
+    link->why_len = 0;
 }
 
 
@@ -408,13 +431,15 @@ static void
 ngx_http_tronch_on_failed(ngx_http_tronch_rconn_t *rc, const char *err)
 {
     ngx_http_tronch_link_t  *link = rc->data;
+    ngx_uint_t               level;
 
     if (link->timer.timer_set) {
         ngx_del_timer(&link->timer);
     }
 
     if (link->state == NGX_HTTP_TRONCH_LINK_UP) {
-        ngx_log_error(ngx_http_tronch_link_level(link), ngx_http_tronch_redis_log, 0,
+        level = ngx_http_tronch_link_level(link, err);
+        ngx_log_error(level, ngx_http_tronch_redis_log, 0,
                       "tronch: redis %s: lost connection to %V: %s", link->name, &rc->addr->name, err);
         link->state = NGX_HTTP_TRONCH_LINK_DOWN;
         link->inflight = 0;
@@ -423,7 +448,9 @@ ngx_http_tronch_on_failed(ngx_http_tronch_rconn_t *rc, const char *err)
         return;
     }
 
-    ngx_log_error(ngx_http_tronch_link_level(link), ngx_http_tronch_redis_log, 0,
+    level = ngx_http_tronch_link_level(link, err);
+
+    ngx_log_error(level, ngx_http_tronch_redis_log, 0,
                   "tronch: redis %s: cannot connect to %V: %s", link->name, &rc->addr->name, err);
 
     ngx_http_tronch_link_next(link);
@@ -435,13 +462,15 @@ ngx_http_tronch_link_timer(ngx_event_t *ev)
 {
     ngx_http_tronch_link_t  *link = ev->data == NULL ? NULL
                               : ((ngx_connection_t *) ev->data)->data;
+    ngx_uint_t               level;
 
     if (link == NULL || ngx_http_tronch_redis_exiting || ngx_exiting || ngx_quit) {
         return;
     }
 
     if (link->state == NGX_HTTP_TRONCH_LINK_CONNECTING) {
-        ngx_log_error(ngx_http_tronch_link_level(link), ngx_http_tronch_redis_log, 0,
+        level = ngx_http_tronch_link_level(link, "timed out");
+        ngx_log_error(level, ngx_http_tronch_redis_log, 0,
                       "tronch: redis %s: connecting to %V timed out (connect, TLS handshake and "
                       "AUTH must finish within %M ms)", link->name, &link->rc.addr->name,
                       ngx_http_tronch_link_connect_timeout());
@@ -480,7 +509,7 @@ static void
 ngx_http_tronch_link_connect(ngx_http_tronch_link_t *link)
 {
     ngx_http_tronch_raddr_t  *addrs;
-    ngx_uint_t                n;
+    ngx_uint_t                n, level;
 
     addrs = ngx_http_tronch_link_addrs(&n);
     if (n == 0) {
@@ -502,7 +531,9 @@ ngx_http_tronch_link_connect(ngx_http_tronch_link_t *link)
             break;
         }
 
-        ngx_log_error(ngx_http_tronch_link_level(link), ngx_http_tronch_redis_log, 0,
+        level = ngx_http_tronch_link_level(link, (const char *) link->rc.err);
+
+        ngx_log_error(level, ngx_http_tronch_redis_log, 0,
                       "tronch: redis %s: cannot connect to %V: %s", link->name,
                       &addrs[link->next].name, link->rc.err);
 

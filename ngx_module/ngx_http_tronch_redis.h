@@ -30,13 +30,9 @@ typedef struct {
     ngx_uint_t                    was_up;    /* has been connected before in this worker */
     ngx_uint_t                    next;      /* the address to try next */
     ngx_uint_t                    left;      /* addresses left to try before backing off */
+    size_t                        why_len;   /* the last failure's reason (up to its first ':') */
+    u_char                        why[48];
 } ngx_http_tronch_link_t;
-
-
-/* Debian's default error_log shows [error] and worse: the first failure in a row is an error
- * (operators must see that Redis went away); the retries that follow are only info. */
-#define ngx_http_tronch_link_level(link)                                      \
-    ((link)->failures++ == 0 ? NGX_LOG_ERR : NGX_LOG_INFO)
 
 
 struct ngx_http_tronch_pending_s {
