@@ -27,11 +27,13 @@ ngx_log_t                           *ngx_http_tronch_redis_log;
 ngx_uint_t                           ngx_http_tronch_redis_exiting;
 ngx_http_tronch_link_t               ngx_http_tronch_cmd_link;
 static ngx_http_tronch_link_t        ngx_http_tronch_sub_link;
+static ngx_http_tronch_link_t        ngx_http_tronch_sentinel_link;
 static ngx_queue_t                   ngx_http_tronch_free_pending;
 
 
 static void ngx_http_tronch_link_connect(ngx_http_tronch_link_t *link);
 static void ngx_http_tronch_link_schedule(ngx_http_tronch_link_t *link);
+static void ngx_http_tronch_sentinel_reask(void);
 
 
 /* connect, TLS handshake and AUTH together: at least 1 s, whatever the command timeout */
@@ -355,10 +357,22 @@ ngx_http_tronch_link_level(ngx_http_tronch_link_t *link, const char *why)
 }
 
 
+/* Where a link connects: the sentinels; under Sentinel, the master they name (none yet: n 0);
+ * else every address of tronch_redis. */
 static ngx_http_tronch_raddr_t *
-ngx_http_tronch_link_addrs(ngx_uint_t *n)
+ngx_http_tronch_link_addrs(ngx_http_tronch_link_t *link, ngx_uint_t *n)
 {
-    ngx_array_t  *a = ngx_http_tronch_redis_mcf->redis.addrs;
+    ngx_http_tronch_redis_conf_t  *rcf = &ngx_http_tronch_redis_mcf->redis;
+    ngx_array_t                   *a;
+    ngx_http_tronch_raddr_t       *master;
+
+    if (rcf->sentinel_master.len && !link->sentinel) {
+        master = ngx_http_tronch_sentinel_master();
+        *n = master ? 1 : 0;
+        return master;
+    }
+
+    a = link->sentinel ? rcf->sentinel_addrs : rcf->addrs;
 
     if (a == NULL) {
         *n = 0;
@@ -371,11 +385,9 @@ ngx_http_tronch_link_addrs(ngx_uint_t *n)
 
 
 static void
-ngx_http_tronch_on_ready(ngx_http_tronch_rconn_t *rc, const char *err)
+ngx_http_tronch_link_up(ngx_http_tronch_link_t *link)
 {
-    ngx_http_tronch_link_t  *link = rc->data;
-
-    (void) err;
+    ngx_http_tronch_rconn_t  *rc = &link->rc;
 
     if (link->timer.timer_set) {
         ngx_del_timer(&link->timer);
@@ -389,6 +401,11 @@ ngx_http_tronch_on_ready(ngx_http_tronch_rconn_t *rc, const char *err)
             ngx_http_tronch_link_reset(link);
             return;
         }
+    }
+
+    if (link->sentinel && ngx_http_tronch_sentinel_ready(rc) != NGX_OK) {
+        ngx_http_tronch_link_reset(link);
+        return;
     }
 
     link->state = NGX_HTTP_TRONCH_LINK_UP;
@@ -406,6 +423,57 @@ ngx_http_tronch_on_ready(ngx_http_tronch_rconn_t *rc, const char *err)
 }
 
 
+/* Under Sentinel, a data link is up only once its node says it is the master. */
+static void
+ngx_http_tronch_role_reply(ngx_http_tronch_rconn_t *rc, redisReply *reply, void *data)
+{
+    ngx_http_tronch_link_t  *link = data;
+    ngx_uint_t               level;
+
+    if (reply == NULL || ngx_http_tronch_redis_exiting) {
+        return;   /* closing: on_failed or a reset deals with it */
+    }
+
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0
+        && reply->element[0]->type == REDIS_REPLY_STRING && reply->element[0]->len == 6
+        && ngx_strncmp(reply->element[0]->str, "master", 6) == 0)
+    {
+        ngx_http_tronch_link_up(link);
+        return;
+    }
+
+    level = ngx_http_tronch_link_level(link, "not the master");
+    ngx_log_error(level, ngx_http_tronch_redis_log, 0,
+                  "tronch: redis %s: %V is not the master (ROLE: %s), asking the sentinels again",
+                  link->name, &rc->addr->name,
+                  reply->type == REDIS_REPLY_ERROR ? reply->str
+                  : (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0
+                     && reply->element[0]->type == REDIS_REPLY_STRING) ? reply->element[0]->str : "?");
+
+    ngx_http_tronch_link_reset(link);
+    ngx_http_tronch_sentinel_reask();
+}
+
+
+static void
+ngx_http_tronch_on_ready(ngx_http_tronch_rconn_t *rc, const char *err)
+{
+    ngx_http_tronch_link_t  *link = rc->data;
+
+    (void) err;
+
+    if (ngx_http_tronch_redis_mcf->redis.sentinel_master.len && !link->sentinel) {
+        /* still CONNECTING: the connect timer bounds ROLE too */
+        if (ngx_http_tronch_rconn_command(rc, ngx_http_tronch_role_reply, link, "ROLE") != NGX_OK) {
+            ngx_http_tronch_link_reset(link);
+        }
+        return;
+    }
+
+    ngx_http_tronch_link_up(link);
+}
+
+
 /* The next address, at once while this round has some left; else back off. */
 static void
 ngx_http_tronch_link_next(ngx_http_tronch_link_t *link)
@@ -413,8 +481,12 @@ ngx_http_tronch_link_next(ngx_http_tronch_link_t *link)
     ngx_uint_t  n;
 
     link->state = NGX_HTTP_TRONCH_LINK_DOWN;
-    (void) ngx_http_tronch_link_addrs(&n);
+    (void) ngx_http_tronch_link_addrs(link, &n);
     link->next = n ? (link->next + 1) % n : 0;
+
+    if (!link->sentinel) {
+        ngx_http_tronch_sentinel_reask();   /* the master may have moved */
+    }
 
     if (link->left > 1) {
         link->left--;
@@ -511,7 +583,7 @@ ngx_http_tronch_link_connect(ngx_http_tronch_link_t *link)
     ngx_http_tronch_raddr_t  *addrs;
     ngx_uint_t                n, level;
 
-    addrs = ngx_http_tronch_link_addrs(&n);
+    addrs = ngx_http_tronch_link_addrs(link, &n);
     if (n == 0) {
         link->state = NGX_HTTP_TRONCH_LINK_DOWN;
         ngx_http_tronch_link_schedule(link);   /* Sentinel has not named a master yet */
@@ -557,12 +629,16 @@ ngx_http_tronch_link_connect(ngx_http_tronch_link_t *link)
 
 
 static void
-ngx_http_tronch_link_init(ngx_http_tronch_link_t *link, const char *name, ngx_uint_t subscriber)
+ngx_http_tronch_link_init(ngx_http_tronch_link_t *link, const char *name, ngx_uint_t subscriber,
+    ngx_uint_t sentinel)
 {
+    ngx_http_tronch_redis_conf_t  *rcf = &ngx_http_tronch_redis_mcf->redis;
+
     ngx_memzero(link, sizeof(ngx_http_tronch_link_t));
 
     link->name = name;
     link->subscriber = subscriber;
+    link->sentinel = sentinel;
     link->backoff = NGX_HTTP_TRONCH_BACKOFF_MIN;
     link->dummy.fd = (ngx_socket_t) -1;
     link->dummy.data = link;
@@ -572,10 +648,54 @@ ngx_http_tronch_link_init(ngx_http_tronch_link_t *link, const char *name, ngx_ui
     link->timer.log = ngx_http_tronch_redis_log;
     link->timer.cancelable = 1;
 
-    ngx_http_tronch_rconn_init(&link->rc, &ngx_http_tronch_redis_mcf->redis.node,
+    ngx_http_tronch_rconn_init(&link->rc, sentinel ? &rcf->sentinel : &rcf->node,
                                ngx_http_tronch_redis_log, link);
     link->rc.ready = ngx_http_tronch_on_ready;
     link->rc.failed = ngx_http_tronch_on_failed;
+}
+
+
+/* Reconnects the sentinel link (to the next sentinel), which asks for the master again; not
+ * more than once a second. */
+static void
+ngx_http_tronch_sentinel_reask(void)
+{
+    ngx_http_tronch_link_t  *link = &ngx_http_tronch_sentinel_link;
+
+    if (ngx_http_tronch_redis_mcf->redis.sentinel_master.len == 0 || ngx_http_tronch_redis_exiting
+        || link->state != NGX_HTTP_TRONCH_LINK_UP || !ngx_http_tronch_sentinel_should_ask())
+    {
+        return;
+    }
+
+    link->next++;
+    ngx_http_tronch_link_reset(link);
+}
+
+
+void
+ngx_http_tronch_redis_master_changed(void)
+{
+    ngx_http_tronch_link_t  *links[2];
+    ngx_uint_t               i;
+
+    links[0] = &ngx_http_tronch_cmd_link;
+    links[1] = &ngx_http_tronch_sub_link;
+
+    for (i = 0; i < 2; i++) {
+        if (links[i]->timer.timer_set) {
+            ngx_del_timer(&links[i]->timer);
+        }
+
+        links[i]->state = NGX_HTTP_TRONCH_LINK_DOWN;
+        links[i]->inflight = 0;
+        ngx_http_tronch_rconn_close(&links[i]->rc);   /* waiting lookups fail now */
+
+        links[i]->backoff = NGX_HTTP_TRONCH_BACKOFF_MIN;
+        links[i]->left = 0;
+        links[i]->next = 0;
+        ngx_http_tronch_link_connect(links[i]);
+    }
 }
 
 
@@ -586,14 +706,20 @@ ngx_http_tronch_redis_init_process(ngx_cycle_t *cycle, ngx_http_tronch_main_conf
     ngx_http_tronch_redis_log = cycle->log;
     ngx_http_tronch_redis_exiting = 0;
     ngx_queue_init(&ngx_http_tronch_free_pending);
+    ngx_http_tronch_sentinel_reset();
 
     if (ngx_http_tronch_redis_limit_init() != NGX_OK) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, 0, "tronch: cannot hash the GCRA script");
         return NGX_ERROR;
     }
 
-    ngx_http_tronch_link_init(&ngx_http_tronch_cmd_link, "lookup", 0);
-    ngx_http_tronch_link_init(&ngx_http_tronch_sub_link, "events", 1);
+    ngx_http_tronch_link_init(&ngx_http_tronch_cmd_link, "lookup", 0, 0);
+    ngx_http_tronch_link_init(&ngx_http_tronch_sub_link, "events", 1, 0);
+    ngx_http_tronch_link_init(&ngx_http_tronch_sentinel_link, "sentinel", 0, 1);
+
+    if (mcf->redis.sentinel_master.len) {
+        ngx_http_tronch_link_connect(&ngx_http_tronch_sentinel_link);
+    }
 
     ngx_http_tronch_link_connect(&ngx_http_tronch_cmd_link);
     ngx_http_tronch_link_connect(&ngx_http_tronch_sub_link);
@@ -606,7 +732,7 @@ void
 ngx_http_tronch_redis_exit_process(ngx_cycle_t *cycle)
 {
     ngx_queue_t                *q;
-    ngx_http_tronch_link_t     *links[2];
+    ngx_http_tronch_link_t     *links[3];
     ngx_uint_t                  i;
 
     (void) cycle;
@@ -619,8 +745,9 @@ ngx_http_tronch_redis_exit_process(ngx_cycle_t *cycle)
 
     links[0] = &ngx_http_tronch_cmd_link;
     links[1] = &ngx_http_tronch_sub_link;
+    links[2] = &ngx_http_tronch_sentinel_link;
 
-    for (i = 0; i < 2; i++) {
+    for (i = 0; i < 3; i++) {
         if (links[i]->timer.timer_set) {
             ngx_del_timer(&links[i]->timer);
         }

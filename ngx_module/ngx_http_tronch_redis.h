@@ -20,6 +20,7 @@ typedef enum {
 typedef struct {
     const char                   *name;
     ngx_uint_t                    subscriber;
+    ngx_uint_t                    sentinel;  /* the link to the sentinels */
     ngx_http_tronch_rconn_t       rc;
     ngx_http_tronch_link_state_e  state;
     ngx_event_t                   timer;     /* connect timeout, or reconnect backoff */
@@ -62,5 +63,13 @@ extern ngx_http_tronch_link_t        ngx_http_tronch_cmd_link;
 ngx_http_tronch_pending_t *ngx_http_tronch_pending_get(void);
 void ngx_http_tronch_pending_put(ngx_http_tronch_pending_t *p);
 ngx_int_t ngx_http_tronch_redis_limit_init(void);
+/* Sentinel named another master: the data links reconnect at once. */
+void ngx_http_tronch_redis_master_changed(void);
+
+/* ngx_http_tronch_sentinel.c */
+ngx_http_tronch_raddr_t *ngx_http_tronch_sentinel_master(void);
+void ngx_http_tronch_sentinel_reset(void);
+ngx_int_t ngx_http_tronch_sentinel_ready(ngx_http_tronch_rconn_t *rc);
+ngx_uint_t ngx_http_tronch_sentinel_should_ask(void);
 
 #endif /* NGX_HTTP_TRONCH_REDIS_H */
