@@ -125,3 +125,23 @@ def test_failover_under_load(nginx_factory, sentinels, users):
     log = ngx.error_log.read_text(errors="replace")
     assert re.search(r"\[notice\].*master of \"tronch-master\" is 127\.0\.0\.1:%d \(fail-over\)" % new, log)
     assert re.search(r"\[error\].*redis lookup: connected to 127\.0\.0\.1:%d again" % new, log)
+
+
+def test_sentinels_and_master_over_tls(nginx_factory, users):
+    # every node, the sentinels too, TLS only: the sentinel link and the data links use
+    # tronch_redis_tls*, the master's certificate checked against its IP address
+    pki = rs.make_pki()
+    sset = rs.SentinelSet(users, pki=pki).start()
+    try:
+        admin = sset.client()
+        keys = Keys(admin)
+        keys.mark_mirror_complete()
+        tls = (f"tronch_redis_tls on;\n    tronch_redis_tls_trusted_certificate {pki.ca_cert};")
+        block = sentinel_block(sset, users).replace("tronch_limit_policy redis;", "tronch_limit_policy redis;\n    " + tls)
+        ngx = nginx_factory(block, workers=1)
+        wait_subscribers(admin, 1)
+        key, _, _ = keys.make("live", limit=(1000, 1, 1000))
+        r = requests.get(ngx.url("/"), headers=bearer(key), timeout=5)
+        assert r.status_code == 200 and not degraded(r), r.text
+    finally:
+        sset.stop()

@@ -6,6 +6,7 @@ cannot write a key record."""
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 
 import pytest
@@ -258,5 +259,27 @@ def test_redis_down_and_back_are_logged_at_error(nginx_factory):
         assert len(error_lines(ngx, r"\[error\].*redis lookup")) <= 2, error_lines(ngx, r"\[error\]")
         srv.start()
         until(lambda: error_lines(ngx, r"\[error\].*redis lookup: connected to .* again, Redis is back"))
+    finally:
+        srv.stop()
+
+
+def test_unix_socket(nginx_factory):
+    # AF_UNIX connects at once: the connection carries on from the event loop
+    d = h.make_temp_dir("tronch-redis-unix-")
+    sock = d / "redis.sock"
+    srv = h.Redis(workdir=d)
+    srv.proc = subprocess.Popen(
+        ["redis-server", "--port", str(srv.port), "--bind", "127.0.0.1", "--unixsocket", str(sock),
+         "--unixsocketperm", "777", "--save", "", "--appendonly", "no", "--dir", str(d)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    h.wait_for_port(srv.port, proc=srv.proc)
+    try:
+        k = Keys(srv.client())
+        k.mark_mirror_complete()
+        ngx = nginx_factory(http_block(f"unix:{sock}"), workers=1)
+        key, _, _ = k.make("live")
+        until(lambda: requests.get(ngx.url("/"), headers=bearer(key), timeout=5).status_code == 200)
+        r = requests.get(ngx.url("/"), headers=bearer(new_key("live")[0]), timeout=5)
+        assert r.status_code == 401 and problem(r)["code"] == "unknown_key"
     finally:
         srv.stop()
