@@ -145,3 +145,37 @@ def test_sentinels_and_master_over_tls(nginx_factory, users):
         assert r.status_code == 200 and not degraded(r), r.text
     finally:
         sset.stop()
+
+
+def test_sentinels_with_a_password(nginx_factory, users):
+    sset = rs.SentinelSet(users, sentinel_password="sentinel-secret-1").start()
+    try:
+        admin = sset.client()
+        keys = Keys(admin)
+        keys.mark_mirror_complete()
+        good = users.password_file("default", password="sentinel-secret-1")
+        auth = f"tronch_limit_policy redis;\n    tronch_redis_sentinel_auth default {good};"
+        ngx = nginx_factory(sentinel_block(sset, users).replace("tronch_limit_policy redis;", auth), workers=1)
+        key, _, _ = keys.make("live")
+        deadline = time.monotonic() + 15
+        while requests.get(ngx.url("/"), headers=bearer(key), timeout=5).status_code != 200:
+            assert time.monotonic() < deadline, "no master found through password-protected sentinels"
+            time.sleep(0.1)
+
+        # a wrong sentinel password: one clear error, unknown keys get the failure mode, no hang
+        bad = users.password_file("default", password="wrong-sentinel-secret")
+        ngx2 = nginx_factory(sentinel_block(sset, users).replace(
+            "tronch_limit_policy redis;", f"tronch_limit_policy redis;\n    tronch_redis_sentinel_auth default {bad};"),
+            workers=1)
+        t = time.monotonic()
+        r = requests.get(ngx2.url("/"), headers=bearer(key), timeout=5)
+        assert time.monotonic() - t < 2 and r.status_code == 503 and problem(r)["code"] == "auth_unavailable"
+        deadline = time.monotonic() + 10
+        log = ""
+        while 'authentication failed for user "default"' not in log and time.monotonic() < deadline:
+            time.sleep(0.1)
+            log = ngx2.error_log.read_text(errors="replace")
+        assert re.search(r'\[error\].*redis sentinel: cannot connect .*authentication failed for user "default"', log), log[-2000:]
+        assert "wrong-sentinel-secret" not in log
+    finally:
+        sset.stop()

@@ -283,3 +283,18 @@ def test_unix_socket(nginx_factory):
         assert r.status_code == 401 and problem(r)["code"] == "unknown_key"
     finally:
         srv.stop()
+
+
+def test_reload_keeps_working_over_tls(nginx_factory, tls_redis, pki, users, keys, admin):
+    # the SSL context is rebuilt by each configuration load; old workers close their links on exit
+    ngx = nginx_factory(http_block(tls_redis.address, extra_http=tls_conf(pki, users)), workers=WORKERS)
+    wait_subscribers(admin, WORKERS)
+    key, _, _ = keys.make("live")
+    hit_every_worker(ngx, key, 200)
+    old = set(ngx.worker_pids())
+    ngx.reload()
+    until(lambda: not (set(ngx.worker_pids()) & old) and len(ngx.worker_pids()) == WORKERS)
+    wait_subscribers(admin, WORKERS)
+    fresh, _, _ = keys.make("live")
+    hit_every_worker(ngx, fresh, 200)
+    assert not error_lines(ngx, r"open socket|\[alert\]|\[crit\]")
