@@ -679,6 +679,10 @@ ngx_http_tronch_redis_master_changed(void)
     ngx_http_tronch_link_t  *links[2];
     ngx_uint_t               i;
 
+    if (ngx_http_tronch_redis_exiting || ngx_exiting || ngx_quit) {
+        return;   /* shutting down: no new connections */
+    }
+
     links[0] = &ngx_http_tronch_cmd_link;
     links[1] = &ngx_http_tronch_sub_link;
 
