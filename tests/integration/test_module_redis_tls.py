@@ -298,3 +298,15 @@ def test_reload_keeps_working_over_tls(nginx_factory, tls_redis, pki, users, key
     fresh, _, _ = keys.make("live")
     hit_every_worker(ngx, fresh, 200)
     assert not error_lines(ngx, r"open socket|\[alert\]|\[crit\]")
+
+
+def test_links_use_tcp_keepalive(nginx_factory, tls_redis, pki, users, admin):
+    # a vanished peer (no FIN, no RST) would otherwise leave the subscriber waiting forever
+    ngx = nginx_factory(http_block(tls_redis.address, extra_http=tls_conf(pki, users)), workers=1)
+    wait_subscribers(admin, 1)
+    def nginx_links():
+        out = subprocess.run(["ss", "-tnopH", "state", "established", "dst", f"127.0.0.1:{tls_redis.port}"],
+                             capture_output=True, text=True).stdout
+        return [l for l in out.splitlines() if '"nginx"' in l]
+    lines = until(lambda: len(nginx_links()) == 2 and nginx_links())   # lookup + events
+    assert all("timer:(keepalive" in l for l in lines), lines
