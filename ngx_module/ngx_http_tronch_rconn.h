@@ -70,6 +70,5 @@ void ngx_http_tronch_rconn_close(ngx_http_tronch_rconn_t *rc);
 /* Closes and frees what init and use allocated (exit_process). */
 void ngx_http_tronch_rconn_destroy(ngx_http_tronch_rconn_t *rc);
 
-#define ngx_http_tronch_rconn_open(rc)   ((rc)->peer.connection != NULL)
 
 #endif /* NGX_HTTP_TRONCH_RCONN_H */

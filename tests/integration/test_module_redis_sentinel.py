@@ -179,3 +179,23 @@ def test_sentinels_with_a_password(nginx_factory, users):
         assert "wrong-sentinel-secret" not in log
     finally:
         sset.stop()
+
+
+@pytest.mark.parametrize("conf,directive,words", [
+    ("tronch_redis 127.0.0.1:6379;\n    tronch_redis_sentinel m 127.0.0.1:26379;", "tronch_redis_sentinel",
+     "cannot be combined"),
+    ("tronch_redis_sentinel m 127.0.0.1:26379;\n    tronch_redis 127.0.0.1:6379;", "tronch_redis", "cannot be combined"),
+    ("tronch_redis_sentinel m no-such-host.invalid:26379;", "tronch_redis_sentinel", "invalid address"),
+    ("tronch_redis 127.0.0.1:6379;\n    tronch_redis_sentinel_auth default /nonexistent;", "tronch_redis_sentinel_auth",
+     "cannot open the password file"),
+])
+def test_bad_sentinel_config_fails_nginx_t(conf, directive, words):
+    import tronch_harness as h
+    block = re.sub(r"tronch_redis [^;]*;\n", conf.replace("\\", "\\\\") + "\n", http_block("127.0.0.1:1"), count=1)
+    ngx = h.Nginx(block)
+    try:
+        r = ngx.test_config()
+    finally:
+        ngx.cleanup()
+    assert r.returncode != 0 and "[emerg]" in r.stderr, r.stderr
+    assert f'"{directive}"' in r.stderr and words in r.stderr, r.stderr
