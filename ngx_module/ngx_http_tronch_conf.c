@@ -11,7 +11,6 @@
 
 
 static char *ngx_http_tronch_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-static char *ngx_http_tronch_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_tronch_key_header(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_tronch_environment(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_tronch_failure_mode(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
@@ -43,9 +42,66 @@ ngx_command_t  ngx_http_tronch_commands[] = {
 
     { ngx_string("tronch_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_tronch_redis,
+      ngx_http_tronch_redis_addr,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
+      NULL },
+
+    /* the other tronch_redis_* directives: ngx_http_tronch_redis_conf.c */
+    { ngx_string("tronch_redis_auth"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_tronch_redis_auth,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_tronch_main_conf_t, redis.node),
+      NULL },
+
+    { ngx_string("tronch_redis_tls"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_tronch_main_conf_t, redis.tls),
+      NULL },
+
+    { ngx_string("tronch_redis_tls_trusted_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_tronch_main_conf_t, redis.tls_trusted_certificate),
+      NULL },
+
+    { ngx_string("tronch_redis_tls_name"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_tronch_main_conf_t, redis.tls_name),
+      NULL },
+
+    { ngx_string("tronch_redis_tls_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_tronch_main_conf_t, redis.tls_certificate),
+      NULL },
+
+    { ngx_string("tronch_redis_tls_certificate_key"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_tronch_main_conf_t, redis.tls_certificate_key),
+      NULL },
+
+    { ngx_string("tronch_redis_sentinel"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_tronch_redis_sentinel,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("tronch_redis_sentinel_auth"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_tronch_redis_auth,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_tronch_main_conf_t, redis.sentinel),
       NULL },
 
     { ngx_string("tronch_redis_timeout"),
@@ -156,6 +212,7 @@ ngx_http_tronch_create_main_conf(ngx_conf_t *cf)
     mcf->redis_timeout = NGX_CONF_UNSET_MSEC;
     mcf->limit_policy = NGX_CONF_UNSET_UINT;
     mcf->nodes = NGX_CONF_UNSET;
+    ngx_http_tronch_redis_create_conf(&mcf->redis);
 
     return mcf;
 }
@@ -172,6 +229,10 @@ ngx_http_tronch_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(mcf->redis_timeout, 250);
     ngx_conf_init_uint_value(mcf->limit_policy, NGX_HTTP_TRONCH_POLICY_LOCAL);
     ngx_conf_init_value(mcf->nodes, 1);
+
+    if (ngx_http_tronch_redis_init_conf(cf, mcf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     if (mcf->nodes < 1) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -433,103 +494,6 @@ ngx_http_tronch_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
-}
-
-
-/* IP:port, [IPv6]:port or unix:/path, parsed here: nothing is resolved on the request path. */
-static char *
-ngx_http_tronch_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_tronch_main_conf_t  *mcf = conf;
-    ngx_str_t                    *value, host, port;
-    u_char                       *colon;
-    ngx_int_t                     n;
-#if (NGX_HAVE_INET6)
-    u_char                        inaddr6[16];
-#endif
-
-    (void) cmd;
-
-    if (mcf->redis_host.len) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-    mcf->redis_addr = value[1];
-
-    if (value[1].len > 5 && ngx_strncmp(value[1].data, "unix:", 5) == 0) {
-        host.data = value[1].data + 5;
-        host.len = value[1].len - 5;
-
-        if (host.data[0] != '/') {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"tronch_redis\" directive: invalid address \"%V\": "
-                               "a unix socket path must be absolute", &value[1]);
-            return NGX_CONF_ERROR;
-        }
-
-        mcf->redis_port = 0;
-        goto done;
-    }
-
-    colon = NULL;
-    for (n = value[1].len - 1; n >= 0; n--) {
-        if (value[1].data[n] == ':') {
-            colon = &value[1].data[n];
-            break;
-        }
-    }
-
-    if (colon == NULL) {
-        goto invalid;
-    }
-
-    host.data = value[1].data;
-    host.len = colon - value[1].data;
-    port.data = colon + 1;
-    port.len = value[1].data + value[1].len - port.data;
-
-    n = ngx_atoi(port.data, port.len);
-    if (n < 1 || n > 65535) {
-        goto invalid;
-    }
-
-    mcf->redis_port = n;
-
-    if (host.len > 2 && host.data[0] == '[' && host.data[host.len - 1] == ']') {
-        host.data++;
-        host.len -= 2;
-#if (NGX_HAVE_INET6)
-        if (ngx_inet6_addr(host.data, host.len, inaddr6) == NGX_OK) {
-            goto done;
-        }
-#endif
-        goto invalid;
-    }
-
-    if (ngx_inet_addr(host.data, host.len) == INADDR_NONE) {
-        goto invalid;
-    }
-
-done:
-
-    mcf->redis_host.data = ngx_pnalloc(cf->pool, host.len + 1);
-    if (mcf->redis_host.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memcpy(mcf->redis_host.data, host.data, host.len);
-    mcf->redis_host.data[host.len] = '\0';
-    mcf->redis_host.len = host.len;
-
-    return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "\"tronch_redis\" directive: invalid address \"%V\": expected IP:port, "
-                       "[IPv6]:port or unix:/path (host names are not resolved)", &value[1]);
-    return NGX_CONF_ERROR;
 }
 
 

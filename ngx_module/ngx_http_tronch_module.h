@@ -5,7 +5,9 @@
  *   ngx_http_tronch_headers.c the key's header; cleaning what goes upstream
  *   ngx_http_tronch_output.c  refusals (problem+json) and the pass path's bookkeeping
  *   ngx_http_tronch_cache.c   the shared-memory cache (slab + rbtree + LRU) and counters
- *   ngx_http_tronch_redis.c   hiredis async on nginx's event loop: lookups and the event subscriber
+ *   ngx_http_tronch_redis.c   the worker's Redis links: lookups and the event subscriber
+ *   ngx_http_tronch_rconn.c   one Redis connection on nginx's event/SSL machinery (hiredis parses only)
+ *   ngx_http_tronch_redis_conf.c  the tronch_redis* directives: addresses, ACL auth, TLS, Sentinel
  *   ngx_http_tronch_redis_limit.c  the limiter's Redis commands (GCRA script, usage flush)
  *   ngx_http_tronch_limit.c   the rate limiter: shm state, address limit, headers, usage counting
  *   ngx_http_tronch_usage.c   the usage flush: each second, the zone's counts to Redis
@@ -86,11 +88,46 @@ typedef enum {
 } ngx_http_tronch_cache_rc_e;
 
 
+/* One Redis address, resolved at configuration load (never in a worker). */
+typedef struct {
+    struct sockaddr              *sockaddr;
+    socklen_t                     socklen;
+    ngx_str_t                     name;         /* address:port, for logs */
+    ngx_str_t                     host;         /* as written (TLS name unless tronch_redis_tls_name) */
+} ngx_http_tronch_raddr_t;
+
+
+/* How to talk to one kind of Redis server (data nodes, or sentinels). */
+typedef struct {
+#if (NGX_SSL)
+    ngx_ssl_t                    *ssl;          /* NULL: plain TCP */
+#endif
+    ngx_str_t                     tls_name;     /* empty: the address's host */
+    ngx_str_t                     user;         /* empty: no AUTH */
+    ngx_str_t                     password;     /* read from a file; never logged */
+} ngx_http_tronch_rconn_conf_t;
+
+
+/* The tronch_redis* directives (ngx_http_tronch_redis_conf.c). */
+typedef struct {
+    ngx_array_t                  *addrs;        /* of ngx_http_tronch_raddr_t (tronch_redis) */
+    ngx_http_tronch_rconn_conf_t  node;
+    ngx_flag_t                    tls;
+    ngx_str_t                     tls_trusted_certificate;
+    ngx_str_t                     tls_name;
+    ngx_str_t                     tls_certificate;
+    ngx_str_t                     tls_certificate_key;
+    ngx_str_t                     sentinel_master;   /* tronch_redis_sentinel */
+    ngx_array_t                  *sentinel_addrs;    /* of ngx_http_tronch_raddr_t */
+    ngx_http_tronch_rconn_conf_t  sentinel;
+} ngx_http_tronch_redis_conf_t;
+
+
 typedef struct {
     ngx_shm_zone_t               *shm_zone;     /* tronch_zone */
-    ngx_str_t                     redis_addr;   /* as written, for logs */
-    ngx_str_t                     redis_host;   /* NUL terminated IP, or unix path */
-    ngx_int_t                     redis_port;   /* 0 for a unix socket */
+    ngx_str_t                     redis_addr;   /* as written, for logs; empty: no Redis */
+    ngx_str_t                     redis_host;   /* non-empty once tronch_redis(_sentinel) is set */
+    ngx_http_tronch_redis_conf_t  redis;
     ngx_msec_t                    redis_timeout;
     /* Precomputed problem+json bodies, one per result: a refusal allocates nothing for them. */
     ngx_str_t                     bodies[TRONCH_RESULT_COUNT];
@@ -259,9 +296,16 @@ void ngx_http_tronch_redis_cancel(ngx_http_tronch_pending_t *p, ngx_uint_t timed
 ngx_uint_t ngx_http_tronch_redis_ready(void);
 ngx_http_tronch_pending_t *ngx_http_tronch_redis_gcra(const char *key_id, const tronch_limit_t *limit,
     ngx_http_tronch_gcra_done_pt done, void *data);
-/* One usage command (argv as for redisAsyncCommandArgv), fire and forget on the command link;
+/* One usage command (argv as for redisFormatCommandArgv), fire and forget on the command link;
  * a refusal is counted in usage_flush_errors. */
 ngx_int_t ngx_http_tronch_redis_usage(int argc, const char **argv, const size_t *argvlen);
+
+/* ngx_http_tronch_redis_conf.c */
+char *ngx_http_tronch_redis_addr(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_tronch_redis_auth(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_tronch_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+void ngx_http_tronch_redis_create_conf(ngx_http_tronch_redis_conf_t *rcf);
+char *ngx_http_tronch_redis_init_conf(ngx_conf_t *cf, ngx_http_tronch_main_conf_t *mcf);
 
 /* ngx_http_tronch_status.c */
 ngx_int_t ngx_http_tronch_status_handler(ngx_http_request_t *r);

@@ -1,17 +1,17 @@
 /*
- * hiredis async on nginx's event loop, one pair of connections per worker:
+ * The worker's Redis links, one pair per worker, each an ngx_http_tronch_rconn_t (a connection
+ * on nginx's own event/SSL machinery, ngx_http_tronch_rconn.c):
  *   - the command link: pipelined "GET tronch:key:{hash}" + "EXISTS tronch:mirror:epoch"
  *     for each cache miss;
  *   - the subscriber link: SUBSCRIBE tronch:events, applied to the shared cache at once.
  *
- * hiredis owns the socket: nginx only wraps its fd in an ngx_connection_t for events, and the
- * cleanup hook gives that back with ngx_del_event + ngx_free_connection (never
- * ngx_close_connection: hiredis closes the fd itself). Timeouts are nginx timers: hiredis 0.14
- * has none. Connect and reconnect timers hang off a dummy connection and are cancelable, so
- * graceful shutdown does not wait for them. Requests are never handed to hiredis: a lookup's
- * privdata is a per-worker "pending" slot that outlives the request; cancelling detaches it.
- * The limiter's commands on the command link (GCRA script, usage) are in
- * ngx_http_tronch_redis_limit.c.
+ * A link tries the configured addresses in turn (all of a host name's), then backs off
+ * (100 ms doubling to 5 s). Timeouts are nginx timers: the connect timer here (connect, TLS and
+ * AUTH together), the command timeout on the request (ngx_http_tronch_module.c). Link timers
+ * hang off a dummy connection and are cancelable, so graceful shutdown does not wait for them.
+ * Requests are never handed to the transport: a lookup's callback data is a per-worker
+ * "pending" slot that outlives the request; cancelling detaches it. The limiter's commands on
+ * the command link (GCRA script, usage) are in ngx_http_tronch_redis_limit.c.
  */
 #include "ngx_http_tronch_redis.h"
 
@@ -27,121 +27,22 @@ ngx_log_t                           *ngx_http_tronch_redis_log;
 ngx_uint_t                           ngx_http_tronch_redis_exiting;
 ngx_http_tronch_link_t               ngx_http_tronch_cmd_link;
 static ngx_http_tronch_link_t        ngx_http_tronch_sub_link;
+static ngx_http_tronch_link_t        ngx_http_tronch_sentinel_link;
 static ngx_queue_t                   ngx_http_tronch_free_pending;
 
 
 static void ngx_http_tronch_link_connect(ngx_http_tronch_link_t *link);
 static void ngx_http_tronch_link_schedule(ngx_http_tronch_link_t *link);
+static void ngx_http_tronch_sentinel_reask(void);
 
 
-/* hiredis event hooks */
-
-static void
-ngx_http_tronch_ev_add_read(void *privdata)
+/* connect, TLS handshake and AUTH together: at least 1 s, whatever the command timeout */
+static ngx_msec_t
+ngx_http_tronch_link_connect_timeout(void)
 {
-    ngx_http_tronch_link_t  *link = privdata;
+    ngx_msec_t  t = ngx_http_tronch_redis_mcf->redis_timeout;
 
-    if (link->conn && !link->conn->read->active) {
-        if (ngx_add_event(link->conn->read, NGX_READ_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
-            ngx_log_error(NGX_LOG_ERR, ngx_http_tronch_redis_log, 0,
-                          "tronch: redis %s: cannot add read event", link->name);
-        }
-    }
-}
-
-
-static void
-ngx_http_tronch_ev_del_read(void *privdata)
-{
-    ngx_http_tronch_link_t  *link = privdata;
-
-    if (link->conn && link->conn->read->active) {
-        (void) ngx_del_event(link->conn->read, NGX_READ_EVENT, 0);
-    }
-}
-
-
-static void
-ngx_http_tronch_ev_add_write(void *privdata)
-{
-    ngx_http_tronch_link_t  *link = privdata;
-
-    if (link->conn && !link->conn->write->active) {
-        if (ngx_add_event(link->conn->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
-            ngx_log_error(NGX_LOG_ERR, ngx_http_tronch_redis_log, 0,
-                          "tronch: redis %s: cannot add write event", link->name);
-        }
-    }
-}
-
-
-static void
-ngx_http_tronch_ev_del_write(void *privdata)
-{
-    ngx_http_tronch_link_t  *link = privdata;
-
-    if (link->conn && link->conn->write->active) {
-        (void) ngx_del_event(link->conn->write, NGX_WRITE_EVENT, 0);
-    }
-}
-
-
-/* hiredis is about to close its fd and free the context: give the connection back. */
-static void
-ngx_http_tronch_ev_cleanup(void *privdata)
-{
-    ngx_http_tronch_link_t  *link = privdata;
-    ngx_connection_t        *c;
-
-    c = link->conn;
-    if (c == NULL) {
-        return;
-    }
-
-    link->conn = NULL;
-
-    if (c->read->active) {
-        (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
-    }
-
-    if (c->write->active) {
-        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
-    }
-
-    if (c->read->posted) {
-        ngx_delete_posted_event(c->read);
-    }
-
-    if (c->write->posted) {
-        ngx_delete_posted_event(c->write);
-    }
-
-    ngx_free_connection(c);
-    c->fd = (ngx_socket_t) -1;   /* hiredis closes it; nginx must not see it as open */
-}
-
-
-static void
-ngx_http_tronch_read_handler(ngx_event_t *ev)
-{
-    ngx_connection_t        *c = ev->data;
-    ngx_http_tronch_link_t  *link = c->data;
-
-    if (link->ac) {
-        redisAsyncHandleRead(link->ac);
-    }
-}
-
-
-static void
-ngx_http_tronch_write_handler(ngx_event_t *ev)
-{
-    ngx_connection_t        *c = ev->data;
-    ngx_http_tronch_link_t  *link = c->data;
-
-    if (link->ac) {
-        redisAsyncHandleWrite(link->ac);
-    }
+    return t > 1000 ? t : 1000;
 }
 
 
@@ -201,13 +102,12 @@ ngx_http_tronch_count_latency(ngx_msec_t started)
 
 /* Reply to GET tronch:key:{hash}: decode it now, deliver after the EXISTS reply. */
 static void
-ngx_http_tronch_get_reply(redisAsyncContext *ac, void *r, void *privdata)
+ngx_http_tronch_get_reply(ngx_http_tronch_rconn_t *rc, redisReply *reply, void *privdata)
 {
-    redisReply                 *reply = r;
     ngx_http_tronch_pending_t  *p = privdata;
     char                        err[128];
 
-    (void) ac;
+    (void) rc;
 
     p->got_get = 1;
 
@@ -242,15 +142,14 @@ ngx_http_tronch_get_reply(redisAsyncContext *ac, void *r, void *privdata)
 
 /* Reply to EXISTS tronch:mirror:epoch: the lookup is complete. */
 static void
-ngx_http_tronch_exists_reply(redisAsyncContext *ac, void *r, void *privdata)
+ngx_http_tronch_exists_reply(ngx_http_tronch_rconn_t *conn, redisReply *reply, void *privdata)
 {
-    redisReply                   *reply = r;
     ngx_http_tronch_pending_t    *p = privdata;
     ngx_http_tronch_lookup_rc_e   rc;
     ngx_uint_t                    complete;
     ngx_http_tronch_stats_t      *st;
 
-    (void) ac;
+    (void) conn;
 
     if (ngx_http_tronch_cmd_link.inflight) {
         ngx_http_tronch_cmd_link.inflight--;
@@ -287,7 +186,7 @@ ngx_http_tronch_redis_lookup(const u_char *digest, ngx_http_tronch_lookup_done_p
     char                        name[TRONCH_REDIS_KEY_MAX];
     size_t                      len;
 
-    if (link->ac == NULL || link->state == NGX_HTTP_TRONCH_LINK_DOWN) {
+    if (link->state != NGX_HTTP_TRONCH_LINK_UP) {
         return NULL;
     }
 
@@ -305,14 +204,16 @@ ngx_http_tronch_redis_lookup(const u_char *digest, ngx_http_tronch_lookup_done_p
     p->data = data;
     p->started = ngx_current_msec;
 
-    if (redisAsyncCommand(link->ac, ngx_http_tronch_get_reply, p, "GET %b", name, len) != REDIS_OK) {
+    if (ngx_http_tronch_rconn_command(&link->rc, ngx_http_tronch_get_reply, p, "GET %b", name, len)
+        != NGX_OK)
+    {
         ngx_http_tronch_pending_put(p);
         return NULL;
     }
 
-    /* Once GET is queued, EXISTS must be too: hiredis answers both or flushes both. */
-    if (redisAsyncCommand(link->ac, ngx_http_tronch_exists_reply, p, "EXISTS %s",
-                          tronch_bridge_mirror_epoch_key()) != REDIS_OK)
+    /* Once GET is queued, EXISTS must be too: the connection answers both or flushes both. */
+    if (ngx_http_tronch_rconn_command(&link->rc, ngx_http_tronch_exists_reply, p, "EXISTS %s",
+                                      tronch_bridge_mirror_epoch_key()) != NGX_OK)
     {
         /* the GET callback will run (with NULL at worst); nobody completes it: leak one slot
          * rather than risk a double free */
@@ -331,14 +232,6 @@ ngx_http_tronch_redis_lookup(const u_char *digest, ngx_http_tronch_lookup_done_p
 static void
 ngx_http_tronch_link_reset(ngx_http_tronch_link_t *link)
 {
-    redisAsyncContext  *ac;
-
-    ac = link->ac;
-    if (ac == NULL) {
-        return;
-    }
-
-    link->ac = NULL;
     link->state = NGX_HTTP_TRONCH_LINK_DOWN;
     link->inflight = 0;
 
@@ -346,9 +239,10 @@ ngx_http_tronch_link_reset(ngx_http_tronch_link_t *link)
         ngx_del_timer(&link->timer);
     }
 
-    /* flushes pending callbacks with NULL replies, then cleanup (our hook), then close */
-    redisAsyncFree(ac);
+    /* waiting callbacks run now with NULL replies: the link is already down for them */
+    ngx_http_tronch_rconn_close(&link->rc);
 
+    link->left = 0;
     ngx_http_tronch_link_schedule(link);
 }
 
@@ -379,15 +273,14 @@ ngx_http_tronch_redis_cancel(ngx_http_tronch_pending_t *p, ngx_uint_t timed_out)
 /* the subscriber */
 
 static void
-ngx_http_tronch_event_message(redisAsyncContext *ac, void *r, void *privdata)
+ngx_http_tronch_event_message(ngx_http_tronch_rconn_t *rc, redisReply *reply, void *privdata)
 {
-    redisReply               *reply = r;
     redisReply               *kind, *payload;
     ngx_http_tronch_stats_t  *st;
     int                       type;
     uint8_t                   digest[TRONCH_DIGEST_LEN];
 
-    (void) ac;
+    (void) rc;
     (void) privdata;
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
@@ -442,56 +335,197 @@ ngx_http_tronch_event_message(redisAsyncContext *ac, void *r, void *privdata)
 
 /* connection management */
 
-static void
-ngx_http_tronch_on_connect(const redisAsyncContext *ac, int status)
+/* Debian's default error_log shows [error] and worse. The first failure in a row, and a failure
+ * whose reason differs from the last one (Redis back, but now refusing our password), are
+ * errors: operators must see them. Retries for the same reason are only info. Call it before
+ * ngx_log_error(), a macro that evaluates its level twice. */
+static ngx_uint_t
+ngx_http_tronch_link_level(ngx_http_tronch_link_t *link, const char *why)
 {
-    ngx_http_tronch_link_t  *link = ac->data;
+    size_t      len;
+    ngx_uint_t  changed;
+
+    for (len = 0; why[len] != '\0' && why[len] != ':' && len < sizeof(link->why); len++) {
+        /* void */
+    }
+
+    changed = (len != link->why_len || ngx_strncmp(link->why, why, len) != 0);
+    ngx_memcpy(link->why, why, len);
+    link->why_len = len;
+
+    return (link->failures++ == 0 || changed) ? NGX_LOG_ERR : NGX_LOG_INFO;
+}
+
+
+/* Where a link connects: the sentinels; under Sentinel, the master they name (none yet: n 0);
+ * else every address of tronch_redis. */
+static ngx_http_tronch_raddr_t *
+ngx_http_tronch_link_addrs(ngx_http_tronch_link_t *link, ngx_uint_t *n)
+{
+    ngx_http_tronch_redis_conf_t  *rcf = &ngx_http_tronch_redis_mcf->redis;
+    ngx_array_t                   *a;
+    ngx_http_tronch_raddr_t       *master;
+
+    if (rcf->sentinel_master.len && !link->sentinel) {
+        master = ngx_http_tronch_sentinel_master();
+        *n = master ? 1 : 0;
+        return master;
+    }
+
+    a = link->sentinel ? rcf->sentinel_addrs : rcf->addrs;
+
+    if (a == NULL) {
+        *n = 0;
+        return NULL;
+    }
+
+    *n = a->nelts;
+    return a->elts;
+}
+
+
+static void
+ngx_http_tronch_link_up(ngx_http_tronch_link_t *link)
+{
+    ngx_http_tronch_rconn_t  *rc = &link->rc;
 
     if (link->timer.timer_set) {
         ngx_del_timer(&link->timer);
     }
 
-    if (status != REDIS_OK) {
-        ngx_log_error(ngx_http_tronch_link_level(link), ngx_http_tronch_redis_log, 0,
-                      "tronch: redis %s: cannot connect to %V: %s", link->name,
-                      &ngx_http_tronch_redis_mcf->redis_addr, ac->errstr);
-        /* hiredis frees the context after this callback */
-        link->ac = NULL;
-        link->state = NGX_HTTP_TRONCH_LINK_DOWN;
-        ngx_http_tronch_link_schedule(link);
+    if (link->subscriber) {
+        rc->push = ngx_http_tronch_event_message;
+        if (ngx_http_tronch_rconn_subscribe(rc, "SUBSCRIBE %s", tronch_bridge_events_channel())
+            != NGX_OK)
+        {
+            ngx_http_tronch_link_reset(link);
+            return;
+        }
+    }
+
+    if (link->sentinel && ngx_http_tronch_sentinel_ready(rc) != NGX_OK) {
+        ngx_http_tronch_link_reset(link);
         return;
     }
 
     link->state = NGX_HTTP_TRONCH_LINK_UP;
     link->backoff = NGX_HTTP_TRONCH_BACKOFF_MIN;
-    link->failures = 0;
+    link->left = 0;
     (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone)->redis_connects, 1);
 
-    ngx_log_error(NGX_LOG_INFO, ngx_http_tronch_redis_log, 0,
-                  "tronch: redis %s: connected to %V", link->name,
-                  &ngx_http_tronch_redis_mcf->redis_addr);
+    /* the recovery is as visible as the failure was */
+    ngx_log_error((link->failures ? NGX_LOG_ERR : NGX_LOG_INFO), ngx_http_tronch_redis_log, 0,
+                  "tronch: redis %s: connected to %V%s", link->name, &rc->addr->name,
+                  link->failures ? " again, Redis is back" : "");
+
+    link->failures = 0;
+    link->why_len = 0;
+}
+
+
+/* Under Sentinel, a data link is up only once its node says it is the master. */
+static void
+ngx_http_tronch_role_reply(ngx_http_tronch_rconn_t *rc, redisReply *reply, void *data)
+{
+    ngx_http_tronch_link_t  *link = data;
+    ngx_uint_t               level;
+
+    if (reply == NULL || ngx_http_tronch_redis_exiting) {
+        return;   /* closing: on_failed or a reset deals with it */
+    }
+
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0
+        && reply->element[0]->type == REDIS_REPLY_STRING && reply->element[0]->len == 6
+        && ngx_strncmp(reply->element[0]->str, "master", 6) == 0)
+    {
+        ngx_http_tronch_link_up(link);
+        return;
+    }
+
+    level = ngx_http_tronch_link_level(link, "not the master");
+    ngx_log_error(level, ngx_http_tronch_redis_log, 0,
+                  "tronch: redis %s: %V is not the master (ROLE: %s), asking the sentinels again",
+                  link->name, &rc->addr->name,
+                  reply->type == REDIS_REPLY_ERROR ? reply->str
+                  : (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0
+                     && reply->element[0]->type == REDIS_REPLY_STRING) ? reply->element[0]->str : "?");
+
+    ngx_http_tronch_link_reset(link);
+    ngx_http_tronch_sentinel_reask();
 }
 
 
 static void
-ngx_http_tronch_on_disconnect(const redisAsyncContext *ac, int status)
+ngx_http_tronch_on_ready(ngx_http_tronch_rconn_t *rc, const char *err)
 {
-    ngx_http_tronch_link_t  *link = ac->data;
+    ngx_http_tronch_link_t  *link = rc->data;
 
-    if (link->ac != ac) {
-        return;   /* we freed it ourselves and already know */
+    (void) err;
+
+    if (ngx_http_tronch_redis_mcf->redis.sentinel_master.len && !link->sentinel) {
+        /* still CONNECTING: the connect timer bounds ROLE too */
+        if (ngx_http_tronch_rconn_command(rc, ngx_http_tronch_role_reply, link, "ROLE") != NGX_OK) {
+            ngx_http_tronch_link_reset(link);
+        }
+        return;
     }
 
-    if (status != REDIS_OK) {
-        ngx_log_error(NGX_LOG_WARN, ngx_http_tronch_redis_log, 0,
-                      "tronch: redis %s: lost connection to %V: %s", link->name,
-                      &ngx_http_tronch_redis_mcf->redis_addr, ac->errstr);
-    }
+    ngx_http_tronch_link_up(link);
+}
 
-    link->ac = NULL;
+
+/* The next address, at once while this round has some left; else back off. */
+static void
+ngx_http_tronch_link_next(ngx_http_tronch_link_t *link)
+{
+    ngx_uint_t  n;
+
     link->state = NGX_HTTP_TRONCH_LINK_DOWN;
-    link->inflight = 0;
+    (void) ngx_http_tronch_link_addrs(link, &n);
+    link->next = n ? (link->next + 1) % n : 0;
+
+    if (!link->sentinel) {
+        ngx_http_tronch_sentinel_reask();   /* the master may have moved */
+    }
+
+    if (link->left > 1) {
+        link->left--;
+        ngx_http_tronch_link_connect(link);
+        return;
+    }
+
+    link->left = 0;
     ngx_http_tronch_link_schedule(link);
+}
+
+
+static void
+ngx_http_tronch_on_failed(ngx_http_tronch_rconn_t *rc, const char *err)
+{
+    ngx_http_tronch_link_t  *link = rc->data;
+    ngx_uint_t               level;
+
+    if (link->timer.timer_set) {
+        ngx_del_timer(&link->timer);
+    }
+
+    if (link->state == NGX_HTTP_TRONCH_LINK_UP) {
+        level = ngx_http_tronch_link_level(link, err);
+        ngx_log_error(level, ngx_http_tronch_redis_log, 0,
+                      "tronch: redis %s: lost connection to %V: %s", link->name, &rc->addr->name, err);
+        link->state = NGX_HTTP_TRONCH_LINK_DOWN;
+        link->inflight = 0;
+        link->left = 0;
+        ngx_http_tronch_link_schedule(link);
+        return;
+    }
+
+    level = ngx_http_tronch_link_level(link, err);
+
+    ngx_log_error(level, ngx_http_tronch_redis_log, 0,
+                  "tronch: redis %s: cannot connect to %V: %s", link->name, &rc->addr->name, err);
+
+    ngx_http_tronch_link_next(link);
 }
 
 
@@ -500,16 +534,20 @@ ngx_http_tronch_link_timer(ngx_event_t *ev)
 {
     ngx_http_tronch_link_t  *link = ev->data == NULL ? NULL
                               : ((ngx_connection_t *) ev->data)->data;
+    ngx_uint_t               level;
 
     if (link == NULL || ngx_http_tronch_redis_exiting || ngx_exiting || ngx_quit) {
         return;
     }
 
     if (link->state == NGX_HTTP_TRONCH_LINK_CONNECTING) {
-        ngx_log_error(ngx_http_tronch_link_level(link), ngx_http_tronch_redis_log, 0,
-                      "tronch: redis %s: connect to %V timed out", link->name,
-                      &ngx_http_tronch_redis_mcf->redis_addr);
-        ngx_http_tronch_link_reset(link);
+        level = ngx_http_tronch_link_level(link, "timed out");
+        ngx_log_error(level, ngx_http_tronch_redis_log, 0,
+                      "tronch: redis %s: connecting to %V timed out (connect, TLS handshake and "
+                      "AUTH must finish within %M ms)", link->name, &link->rc.addr->name,
+                      ngx_http_tronch_link_connect_timeout());
+        ngx_http_tronch_rconn_close(&link->rc);
+        ngx_http_tronch_link_next(link);
         return;
     }
 
@@ -542,86 +580,65 @@ ngx_http_tronch_link_schedule(ngx_http_tronch_link_t *link)
 static void
 ngx_http_tronch_link_connect(ngx_http_tronch_link_t *link)
 {
-    ngx_http_tronch_main_conf_t  *mcf = ngx_http_tronch_redis_mcf;
-    redisAsyncContext            *ac;
-    ngx_connection_t             *c;
+    ngx_http_tronch_raddr_t  *addrs;
+    ngx_uint_t                n, level;
 
-    if (mcf->redis_port) {
-        ac = redisAsyncConnect((const char *) mcf->redis_host.data, (int) mcf->redis_port);
-    } else {
-        ac = redisAsyncConnectUnix((const char *) mcf->redis_host.data);
-    }
-
-    if (ac == NULL) {
-        ngx_log_error(NGX_LOG_ERR, ngx_http_tronch_redis_log, 0,
-                      "tronch: redis %s: out of memory", link->name);
-        ngx_http_tronch_link_schedule(link);
+    addrs = ngx_http_tronch_link_addrs(link, &n);
+    if (n == 0) {
+        link->state = NGX_HTTP_TRONCH_LINK_DOWN;
+        ngx_http_tronch_link_schedule(link);   /* Sentinel has not named a master yet */
         return;
     }
 
-    if (ac->err) {
-        ngx_log_error(ngx_http_tronch_link_level(link), ngx_http_tronch_redis_log, 0,
+    for ( ;; ) {
+        if (link->left == 0) {
+            link->left = n;   /* a new round over every address */
+        }
+
+        if (link->next >= n) {
+            link->next = 0;
+        }
+
+        if (ngx_http_tronch_rconn_connect(&link->rc, &addrs[link->next]) == NGX_OK) {
+            break;
+        }
+
+        level = ngx_http_tronch_link_level(link, (const char *) link->rc.err);
+
+        ngx_log_error(level, ngx_http_tronch_redis_log, 0,
                       "tronch: redis %s: cannot connect to %V: %s", link->name,
-                      &mcf->redis_addr, ac->errstr);
-        redisAsyncFree(ac);
-        ngx_http_tronch_link_schedule(link);
-        return;
-    }
+                      &addrs[link->next].name, link->rc.err);
 
-    c = ngx_get_connection(ac->c.fd, ngx_http_tronch_redis_log);
-    if (c == NULL) {
-        redisAsyncFree(ac);
-        ngx_http_tronch_link_schedule(link);
-        return;
-    }
+        link->next = (link->next + 1) % n;
 
-    c->data = link;
-    c->log = ngx_http_tronch_redis_log;
-    c->read->log = ngx_http_tronch_redis_log;
-    c->write->log = ngx_http_tronch_redis_log;
-    c->read->handler = ngx_http_tronch_read_handler;
-    c->write->handler = ngx_http_tronch_write_handler;
-
-    link->conn = c;
-    link->ac = ac;
-    link->state = NGX_HTTP_TRONCH_LINK_CONNECTING;
-    link->inflight = 0;
-
-    ac->data = link;
-    ac->ev.data = link;
-    ac->ev.addRead = ngx_http_tronch_ev_add_read;
-    ac->ev.delRead = ngx_http_tronch_ev_del_read;
-    ac->ev.addWrite = ngx_http_tronch_ev_add_write;
-    ac->ev.delWrite = ngx_http_tronch_ev_del_write;
-    ac->ev.cleanup = ngx_http_tronch_ev_cleanup;
-
-    redisAsyncSetDisconnectCallback(ac, ngx_http_tronch_on_disconnect);
-    redisAsyncSetConnectCallback(ac, ngx_http_tronch_on_connect);   /* adds the write event */
-
-    if (link->subscriber) {
-        if (redisAsyncCommand(ac, ngx_http_tronch_event_message, NULL, "SUBSCRIBE %s",
-                              tronch_bridge_events_channel()) != REDIS_OK)
-        {
-            ngx_http_tronch_link_reset(link);
+        if (--link->left == 0) {
+            link->state = NGX_HTTP_TRONCH_LINK_DOWN;
+            ngx_http_tronch_link_schedule(link);
             return;
         }
     }
 
-    /* connect timeout */
+    link->state = NGX_HTTP_TRONCH_LINK_CONNECTING;
+    link->inflight = 0;
+
     if (link->timer.timer_set) {
         ngx_del_timer(&link->timer);
     }
-    ngx_add_timer(&link->timer, mcf->redis_timeout > 1000 ? mcf->redis_timeout : 1000);
+    ngx_add_timer(&link->timer, ngx_http_tronch_link_connect_timeout());
 }
 
 
 static void
-ngx_http_tronch_link_init(ngx_http_tronch_link_t *link, const char *name, ngx_uint_t subscriber)
+ngx_http_tronch_link_init(ngx_http_tronch_link_t *link, const char *name, ngx_uint_t subscriber,
+    ngx_uint_t sentinel)
 {
+    ngx_http_tronch_redis_conf_t  *rcf = &ngx_http_tronch_redis_mcf->redis;
+
     ngx_memzero(link, sizeof(ngx_http_tronch_link_t));
 
     link->name = name;
     link->subscriber = subscriber;
+    link->sentinel = sentinel;
     link->backoff = NGX_HTTP_TRONCH_BACKOFF_MIN;
     link->dummy.fd = (ngx_socket_t) -1;
     link->dummy.data = link;
@@ -630,6 +647,59 @@ ngx_http_tronch_link_init(ngx_http_tronch_link_t *link, const char *name, ngx_ui
     link->timer.handler = ngx_http_tronch_link_timer;
     link->timer.log = ngx_http_tronch_redis_log;
     link->timer.cancelable = 1;
+
+    ngx_http_tronch_rconn_init(&link->rc, sentinel ? &rcf->sentinel : &rcf->node,
+                               ngx_http_tronch_redis_log, link);
+    link->rc.ready = ngx_http_tronch_on_ready;
+    link->rc.failed = ngx_http_tronch_on_failed;
+}
+
+
+/* Reconnects the sentinel link (to the next sentinel), which asks for the master again; not
+ * more than once a second. */
+static void
+ngx_http_tronch_sentinel_reask(void)
+{
+    ngx_http_tronch_link_t  *link = &ngx_http_tronch_sentinel_link;
+
+    if (ngx_http_tronch_redis_mcf->redis.sentinel_master.len == 0 || ngx_http_tronch_redis_exiting
+        || link->state != NGX_HTTP_TRONCH_LINK_UP || !ngx_http_tronch_sentinel_should_ask())
+    {
+        return;
+    }
+
+    link->next++;
+    ngx_http_tronch_link_reset(link);
+}
+
+
+void
+ngx_http_tronch_redis_master_changed(void)
+{
+    ngx_http_tronch_link_t  *links[2];
+    ngx_uint_t               i;
+
+    if (ngx_http_tronch_redis_exiting || ngx_exiting || ngx_quit) {
+        return;   /* shutting down: no new connections */
+    }
+
+    links[0] = &ngx_http_tronch_cmd_link;
+    links[1] = &ngx_http_tronch_sub_link;
+
+    for (i = 0; i < 2; i++) {
+        if (links[i]->timer.timer_set) {
+            ngx_del_timer(&links[i]->timer);
+        }
+
+        links[i]->state = NGX_HTTP_TRONCH_LINK_DOWN;
+        links[i]->inflight = 0;
+        ngx_http_tronch_rconn_close(&links[i]->rc);   /* waiting lookups fail now */
+
+        links[i]->backoff = NGX_HTTP_TRONCH_BACKOFF_MIN;
+        links[i]->left = 0;
+        links[i]->next = 0;
+        ngx_http_tronch_link_connect(links[i]);
+    }
 }
 
 
@@ -640,14 +710,20 @@ ngx_http_tronch_redis_init_process(ngx_cycle_t *cycle, ngx_http_tronch_main_conf
     ngx_http_tronch_redis_log = cycle->log;
     ngx_http_tronch_redis_exiting = 0;
     ngx_queue_init(&ngx_http_tronch_free_pending);
+    ngx_http_tronch_sentinel_reset();
 
     if (ngx_http_tronch_redis_limit_init() != NGX_OK) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, 0, "tronch: cannot hash the GCRA script");
         return NGX_ERROR;
     }
 
-    ngx_http_tronch_link_init(&ngx_http_tronch_cmd_link, "lookup", 0);
-    ngx_http_tronch_link_init(&ngx_http_tronch_sub_link, "events", 1);
+    ngx_http_tronch_link_init(&ngx_http_tronch_cmd_link, "lookup", 0, 0);
+    ngx_http_tronch_link_init(&ngx_http_tronch_sub_link, "events", 1, 0);
+    ngx_http_tronch_link_init(&ngx_http_tronch_sentinel_link, "sentinel", 0, 1);
+
+    if (mcf->redis.sentinel_master.len) {
+        ngx_http_tronch_link_connect(&ngx_http_tronch_sentinel_link);
+    }
 
     ngx_http_tronch_link_connect(&ngx_http_tronch_cmd_link);
     ngx_http_tronch_link_connect(&ngx_http_tronch_sub_link);
@@ -660,9 +736,8 @@ void
 ngx_http_tronch_redis_exit_process(ngx_cycle_t *cycle)
 {
     ngx_queue_t                *q;
-    ngx_http_tronch_link_t     *links[2];
+    ngx_http_tronch_link_t     *links[3];
     ngx_uint_t                  i;
-    redisAsyncContext          *ac;
 
     (void) cycle;
 
@@ -674,19 +749,15 @@ ngx_http_tronch_redis_exit_process(ngx_cycle_t *cycle)
 
     links[0] = &ngx_http_tronch_cmd_link;
     links[1] = &ngx_http_tronch_sub_link;
+    links[2] = &ngx_http_tronch_sentinel_link;
 
-    for (i = 0; i < 2; i++) {
+    for (i = 0; i < 3; i++) {
         if (links[i]->timer.timer_set) {
             ngx_del_timer(&links[i]->timer);
         }
 
-        ac = links[i]->ac;
-        links[i]->ac = NULL;
         links[i]->state = NGX_HTTP_TRONCH_LINK_DOWN;
-
-        if (ac) {
-            redisAsyncFree(ac);
-        }
+        ngx_http_tronch_rconn_destroy(&links[i]->rc);
     }
 
     while (!ngx_queue_empty(&ngx_http_tronch_free_pending)) {

@@ -7,8 +7,7 @@
 
 #include "ngx_http_tronch_module.h"
 
-#include <hiredis/hiredis.h>
-#include <hiredis/async.h>
+#include "ngx_http_tronch_rconn.h"
 
 
 typedef enum {
@@ -21,8 +20,8 @@ typedef enum {
 typedef struct {
     const char                   *name;
     ngx_uint_t                    subscriber;
-    redisAsyncContext            *ac;
-    ngx_connection_t             *conn;      /* wraps hiredis' fd, for events */
+    ngx_uint_t                    sentinel;  /* the link to the sentinels */
+    ngx_http_tronch_rconn_t       rc;
     ngx_http_tronch_link_state_e  state;
     ngx_event_t                   timer;     /* connect timeout, or reconnect backoff */
     ngx_connection_t              dummy;     /* timer.data (debug builds log through it) */
@@ -30,12 +29,11 @@ typedef struct {
     ngx_uint_t                    inflight;
     ngx_uint_t                    failures;  /* connect failures in a row */
     ngx_uint_t                    was_up;    /* has been connected before in this worker */
+    ngx_uint_t                    next;      /* the address to try next */
+    ngx_uint_t                    left;      /* addresses left to try before backing off */
+    size_t                        why_len;   /* the last failure's reason (up to its first ':') */
+    u_char                        why[48];
 } ngx_http_tronch_link_t;
-
-
-/* The first failure in a row is a warning; the retries that follow are only info. */
-#define ngx_http_tronch_link_level(link)                                      \
-    ((link)->failures++ == 0 ? NGX_LOG_WARN : NGX_LOG_INFO)
 
 
 struct ngx_http_tronch_pending_s {
@@ -65,5 +63,13 @@ extern ngx_http_tronch_link_t        ngx_http_tronch_cmd_link;
 ngx_http_tronch_pending_t *ngx_http_tronch_pending_get(void);
 void ngx_http_tronch_pending_put(ngx_http_tronch_pending_t *p);
 ngx_int_t ngx_http_tronch_redis_limit_init(void);
+/* Sentinel named another master: the data links reconnect at once. */
+void ngx_http_tronch_redis_master_changed(void);
+
+/* ngx_http_tronch_sentinel.c */
+ngx_http_tronch_raddr_t *ngx_http_tronch_sentinel_master(void);
+void ngx_http_tronch_sentinel_reset(void);
+ngx_int_t ngx_http_tronch_sentinel_ready(ngx_http_tronch_rconn_t *rc);
+ngx_uint_t ngx_http_tronch_sentinel_should_ask(void);
 
 #endif /* NGX_HTTP_TRONCH_REDIS_H */

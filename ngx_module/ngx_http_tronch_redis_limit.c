@@ -22,17 +22,14 @@ ngx_uint_t
 ngx_http_tronch_redis_ready(void)
 {
     return ngx_http_tronch_redis_mcf != NULL && !ngx_http_tronch_redis_exiting
-           && ngx_http_tronch_cmd_link.ac != NULL
            && ngx_http_tronch_cmd_link.state == NGX_HTTP_TRONCH_LINK_UP;
 }
 
 
 static void
-ngx_http_tronch_usage_reply(redisAsyncContext *ac, void *r, void *privdata)
+ngx_http_tronch_usage_reply(ngx_http_tronch_rconn_t *rc, redisReply *reply, void *privdata)
 {
-    redisReply  *reply = r;
-
-    (void) ac;
+    (void) rc;
     (void) privdata;
 
     if (ngx_http_tronch_redis_mcf == NULL || ngx_http_tronch_redis_exiting) {
@@ -56,10 +53,10 @@ ngx_http_tronch_redis_usage(int argc, const char **argv, const size_t *argvlen)
         return NGX_ERROR;
     }
 
-    /* hiredis formats the command into its buffer here: argv may be reused at once */
-    if (redisAsyncCommandArgv(ngx_http_tronch_cmd_link.ac, ngx_http_tronch_usage_reply, NULL,
-                              argc, argv, argvlen)
-        != REDIS_OK)
+    /* the command is encoded into the connection's buffer here: argv may be reused at once */
+    if (ngx_http_tronch_rconn_command_argv(&ngx_http_tronch_cmd_link.rc, ngx_http_tronch_usage_reply,
+                                           NULL, argc, argv, argvlen)
+        != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -73,9 +70,8 @@ ngx_http_tronch_redis_usage(int argc, const char **argv, const size_t *argvlen)
  * loads the script for the next ones). */
 
 static void
-ngx_http_tronch_gcra_reply(redisAsyncContext *ac, void *r, void *privdata)
+ngx_http_tronch_gcra_reply(ngx_http_tronch_rconn_t *conn, redisReply *reply, void *privdata)
 {
-    redisReply                 *reply = r;
     ngx_http_tronch_pending_t  *p = privdata;
     tronch_decision_t           d;
     ngx_int_t                   rc;
@@ -90,9 +86,9 @@ ngx_http_tronch_gcra_reply(redisAsyncContext *ac, void *r, void *privdata)
         (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone)->limit_script_reloads, 1);
         script = tronch_bridge_gcra_script(&len);
 
-        if (redisAsyncCommand(ac, ngx_http_tronch_gcra_reply, p, "EVAL %b 1 %b %lld %lld 1",
-                              script, len, p->name, p->name_len,
-                              (long long) p->interval, (long long) p->capacity) == REDIS_OK)
+        if (ngx_http_tronch_rconn_command(conn, ngx_http_tronch_gcra_reply, p, "EVAL %b 1 %b %lld %lld 1",
+                                          script, len, p->name, p->name_len,
+                                          (long long) p->interval, (long long) p->capacity) == NGX_OK)
         {
             return;
         }
@@ -164,9 +160,10 @@ ngx_http_tronch_redis_gcra(const char *key_id, const tronch_limit_t *limit,
     p->data = data;
     p->started = ngx_current_msec;
 
-    if (redisAsyncCommand(link->ac, ngx_http_tronch_gcra_reply, p, "EVALSHA %s 1 %b %lld %lld 1",
-                          ngx_http_tronch_gcra_sha, p->name, p->name_len,
-                          (long long) p->interval, (long long) p->capacity) != REDIS_OK)
+    if (ngx_http_tronch_rconn_command(&link->rc, ngx_http_tronch_gcra_reply, p,
+                                      "EVALSHA %s 1 %b %lld %lld 1",
+                                      ngx_http_tronch_gcra_sha, p->name, p->name_len,
+                                      (long long) p->interval, (long long) p->capacity) != NGX_OK)
     {
         ngx_http_tronch_pending_put(p);
         return NULL;
