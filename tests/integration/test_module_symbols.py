@@ -3,7 +3,7 @@
 nginx dlopens modules RTLD_GLOBAL: an exported symbol can bind another module's references,
 and an unversioned reference can bind another module's definition (nchan exports hiredis 1.x).
 So: exports are exactly what load_module dlsyms; imports are nginx's own ngx_* functions (and
-data) or *versioned* references to the system's libc/libm/libgcc_s/libstdc++/libcrypto/libz,
+data) or *versioned* references to the system's libc/libm/libgcc_s/libstdc++/libssl/libcrypto/libz,
 which the dynamic linker only binds to a definition carrying that version."""
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ EXPORTS_ALLOWED = EXPORTS_REQUIRED | {"ngx_module_order"}
 VERSIONS = re.compile(r"^(GLIBC_2\.[0-9.]+|GLIBCXX_3\.4(\.[0-9]+)?|CXXABI_1\.3(\.[0-9]+)?|GCC_[0-9.]+"
                       r"|OPENSSL_3\.[0-9.]+|ZLIB_1\.[0-9.]+)$")
 WEAK_TOOLCHAIN = {"_ITM_deregisterTMCloneTable", "_ITM_registerTMCloneTable", "__gmon_start__"}
-NEEDED_ALLOWED = {"libc.so.6", "libm.so.6", "libgcc_s.so.1", "libstdc++.so.6", "libcrypto.so.3", "libz.so.1"}
+NEEDED_ALLOWED = {"libc.so.6", "libm.so.6", "libgcc_s.so.1", "libstdc++.so.6", "libssl.so.3", "libcrypto.so.3", "libz.so.1"}
 FORBIDDEN = re.compile(r"redis|sds|tronch", re.IGNORECASE)
 
 
@@ -46,7 +46,7 @@ def test_imports_only_nginx_and_versioned_system_symbols():
             bad.append(f"{sym}: Redis client or Tronch code must be inside the .so")
         elif version:
             if not VERSIONS.match(version):
-                bad.append(f"{sym}: not a libc/libstdc++/libcrypto/libz version")
+                bad.append(f"{sym}: not a libc/libstdc++/libssl/libcrypto/libz version")
         elif name.startswith("ngx_"):
             if name not in nginx_exports:
                 bad.append(f"{sym}: nginx does not export it")
