@@ -6,7 +6,7 @@ TRONCH_PACKAGES=(
   nginx-core nginx-dev
   libssl-dev zlib1g-dev libpq-dev libhiredis-dev nlohmann-json3-dev
   libboost-dev libboost-test-dev libboost-program-options-dev
-  postgresql postgresql-client redis-server redis-tools
+  postgresql postgresql-client redis-server redis-tools redis-sentinel
   python3 python3-pytest python3-requests python3-redis python3-psycopg2
   wrk libbenchmark-dev valgrind
 )
