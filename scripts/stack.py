@@ -200,6 +200,40 @@ def start_nginx() -> int:
     return pid
 
 
+def killed_postmaster_lingers(log_text: bytes) -> bool:
+    """After a `kill -9` of the postmaster, PostgreSQL refuses to start for a moment: its children
+    still hold the shared memory until they notice and exit, and the dead postmaster's pid, until
+    its parent reaps it, still answers kill(pid, 0), so postmaster.pid looks taken."""
+    if b"pre-existing shared memory block" in log_text:
+        return True
+    if b'lock file "postmaster.pid" already exists' not in log_text:
+        return False
+    try:
+        pid = int((RUN_DIR / "postgres" / "data" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    return not pid_alive(pid, "postgres")   # a zombie or gone: not a running postmaster
+
+
+def start_postgres(pg: "h.Postgres", timeout: float = 30) -> None:
+    """pg.start(), retried while a killed postmaster lingers (see killed_postmaster_lingers)."""
+    deadline = time.monotonic() + timeout
+    log = RUN_DIR / "postgres" / "postgres.log"
+    while True:
+        seen = log.stat().st_size if log.exists() else 0
+        try:
+            pg.start()
+            return
+        except RuntimeError:
+            with open(log, "rb") as f:
+                f.seek(seen)
+                lingers = killed_postmaster_lingers(f.read())
+            if not lingers or time.monotonic() > deadline:
+                raise
+            say("PostgreSQL's previous processes are still exiting; retrying")
+            time.sleep(0.5)
+
+
 def stop_pids(pids: dict[str, int]) -> None:
     # Reverse start order; the signal each one treats as "shut down cleanly and fast".
     signals = {"nginx": signal.SIGQUIT, "tronchd": signal.SIGTERM, "redis": signal.SIGTERM, "postgres": signal.SIGINT}
@@ -250,10 +284,11 @@ def up(detach: bool) -> None:
         first = not (RUN_DIR / "postgres" / "data" / "PG_VERSION").exists()
         say(f"PostgreSQL on 127.0.0.1:{PORTS['postgres']} ({'initdb in' if first else 'reusing'} "
             f"{RUN_DIR / 'postgres' / 'data'})")
-        pg = h.Postgres(port=PORTS["postgres"], workdir=RUN_DIR / "postgres")
+        # durable: fsync, synchronous_commit and full_page_writes stay on (a 201 survives a crash)
+        pg = h.Postgres(port=PORTS["postgres"], workdir=RUN_DIR / "postgres", durable=True)
         (RUN_DIR / "postgres").chmod(0o755)  # the postgres user must reach data/ and sock/
         try:
-            pg.start()
+            start_postgres(pg)
         finally:
             if pg.proc is not None:
                 record("postgres", pg.proc.pid)
