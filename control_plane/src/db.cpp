@@ -34,6 +34,10 @@ PgResult PgConn::check(PGresult* r) {
         broken_ = true;
         throw DbPlanChanged(msg);
     }
+    if (sqlstate == "25006") {  // read_only_sql_transaction: a standby, or a demoted primary
+        broken_ = true;
+        throw DbReadOnly(msg);
+    }
     // Class 08 (connection), 57P0x (shutdown), 57014 (statement timeout), 53 (resources).
     if (PQstatus(c_.get()) != CONNECTION_OK || sqlstate.empty() || sqlstate.rfind("08", 0) == 0 ||
         sqlstate.rfind("57P0", 0) == 0 || sqlstate == "57014" || sqlstate.rfind("53", 0) == 0) {
@@ -217,6 +221,11 @@ void PgPool::release(std::unique_ptr<PgConn> c) {
         idle_.clear();
     }
     cv_.notify_one();
+}
+
+void PgPool::drop_idle() {
+    std::lock_guard lock(mu_);
+    idle_.clear();
 }
 
 PgPool::Stats PgPool::stats() const {
