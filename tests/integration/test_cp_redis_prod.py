@@ -1,0 +1,158 @@
+"""tronchd on production-shaped Redis (issue 11): TLS with a CA made here, ACL users (the default
+user off), a client certificate, wrong credentials reported clearly, and a Sentinel fail-over."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+
+import tronch_harness as h
+from cp_support import EPOCH, Client, Events, redis_key_name, wait_until
+from redis_servers import MASTER_NAME, TRONCHD_USER, AclUsers, SentinelSet, TlsRedis, make_pki
+
+
+@pytest.fixture(scope="module")
+def pki():
+    return make_pki()
+
+
+@pytest.fixture(scope="module")
+def users():
+    return AclUsers()
+
+
+@pytest.fixture(scope="module")
+def tls_redis(pki, users):
+    srv = TlsRedis(pki, users, auth_clients=True).start()   # client certificates required too
+    yield srv
+    srv.stop()
+
+
+def tls_env(srv, pki, users, password_file=None, ca=None, host="localhost") -> dict[str, str]:
+    return {
+        "TRONCH_REDIS_URL": f"rediss://{TRONCHD_USER}@{host}:{srv.port}",
+        "TRONCH_REDIS_PASSWORD_FILE": str(password_file or users.password_file(TRONCHD_USER)),
+        "TRONCH_REDIS_TLS_CA_FILE": str(ca or pki.ca_cert),
+        "TRONCH_REDIS_TLS_CERT_FILE": str(pki.client_cert),
+        "TRONCH_REDIS_TLS_KEY_FILE": str(pki.client_key),
+    }
+
+
+def health(d) -> tuple[int, dict]:
+    t0 = time.monotonic()
+    r = requests.get(d.url("/api/v1/health"), timeout=15)
+    assert time.monotonic() - t0 < 10   # a bad Redis never hangs the check
+    return r.status_code, r.json()
+
+
+def test_tls_acl_create_and_revoke_reach_redis(postgres, tls_redis, pki, users):
+    d = h.Tronchd(postgres, tls_redis, extra_env=tls_env(tls_redis, pki, users)).start()
+    try:
+        client = Client(d)
+        admin = tls_redis.client()
+        status, body = health(d)
+        assert status == 200, body
+        wait_until(lambda: admin.exists(EPOCH), msg="the mirror mark over TLS")
+
+        events = Events(admin)
+        key, _ = client.create(name="over tls")
+        record = wait_until(lambda: admin.get(redis_key_name(key["key"])), msg="the key record")
+        assert json.loads(record)["id"] == key["id"]
+        events.wait_for(lambda m: m.get("id") == key["id"] and m["type"] == "key.changed")
+
+        r = client.req("DELETE", f"/api/v1/keys/{key['id']}")
+        assert r.status_code in (200, 204), r.text
+        wait_until(lambda: json.loads(admin.get(redis_key_name(key["key"])))["status"] == "revoked",
+                   msg="the revoked record")
+        events.close()
+        # the password is in no log line (the address is logged, redacted)
+        log = d.log_text()
+        assert users.password(TRONCHD_USER) not in log
+        assert f"rediss://{TRONCHD_USER}:***@localhost:{tls_redis.port}" in log
+    finally:
+        d.stop()
+
+
+@pytest.mark.parametrize("problem", ["wrong_password", "wrong_ca", "wrong_name"])
+def test_bad_credentials_are_a_clear_health_error(postgres, tls_redis, pki, users, problem):
+    wrong = "not-the-password-0123456789"
+    env = tls_env(tls_redis, pki, users)
+    expected = {"wrong_password": "WRONGPASS", "wrong_ca": "certificate verify failed",
+                "wrong_name": "certificate verify failed"}[problem]
+    if problem == "wrong_password":
+        env["TRONCH_REDIS_PASSWORD_FILE"] = str(users.password_file(TRONCHD_USER, password=wrong))
+    elif problem == "wrong_ca":
+        env["TRONCH_REDIS_TLS_CA_FILE"] = str(make_pki(ca_name="Another CA").ca_cert)
+    else:
+        env["TRONCH_REDIS_TLS_SERVER_NAME"] = "redis.example.com"   # not in the certificate
+    d = h.Tronchd(postgres, tls_redis, extra_env=env).start()
+    try:
+        status, body = health(d)
+        assert status == 503, body
+        redis_check = body["checks"]["redis"]
+        assert redis_check["status"] == "error"
+        assert expected in redis_check["message"], redis_check
+        assert wrong not in json.dumps(body) and wrong not in d.log_text()
+        # keys are still created (Postgres is the truth); the mirror catches up when Redis is fixed
+        Client(d).create(name="redis down")
+    finally:
+        d.stop()
+
+
+def test_bad_redis_url_stops_start_up_without_the_password(postgres, redis_server):
+    d = h.Tronchd(postgres, redis_server, extra_env={"TRONCH_REDIS_URL": "redis://u:hunter2-secret@host:99999"})
+    d.start(wait=False)
+    assert d.proc.wait(timeout=30) != 0
+    log = d.log_text()
+    assert "port out of range" in log and "hunter2-secret" not in log, log
+
+
+@pytest.fixture
+def sentinels(users):
+    s = SentinelSet(users).start()
+    yield s
+    s.stop()
+
+
+def test_sentinel_fail_over(postgres, sentinels, users, redis_server):
+    addrs = ",".join(sentinels.sentinel_addrs())
+    d = h.Tronchd(postgres, redis_server, extra_env={
+        "TRONCH_REDIS_URL": f"redis-sentinel://{TRONCHD_USER}@{addrs}/{MASTER_NAME}",
+        "TRONCH_REDIS_PASSWORD_FILE": str(users.password_file(TRONCHD_USER)),
+        "TRONCH_REDIS_TIMEOUT_MS": "500",
+    }).start()
+    try:
+        client = Client(d)
+        master = sentinels.client()
+        before = [client.create(name=f"before-{i}")[0] for i in range(5)]
+        for k in before:
+            wait_until(lambda: master.get(redis_key_name(k["key"])), msg="records on the first master")
+
+        old = sentinels.kill_master()
+        killed = time.monotonic()
+        created = []
+
+        def on_new_master():
+            k, _ = client.create(name="after")   # Postgres answers 201 throughout
+            created.append(k)
+            try:
+                return sentinels.client().get(redis_key_name(k["key"])) is not None
+            except Exception:
+                return False   # the sentinels have not switched yet
+        wait_until(on_new_master, timeout=90, interval=0.5, msg="a new key's record on the new master")
+        took = time.monotonic() - killed
+        print(f"\nRedis Sentinel fail-over: a created key reached the new master {took:.2f} s after kill -9 "
+              f"of the old one ({len(created)} keys created meanwhile)")
+        new = sentinels.master_port()
+        assert new != old
+        fresh = sentinels.client()
+        wait_until(lambda: fresh.exists(EPOCH), msg="the mirror mark on the new master")
+        for k in before + created:   # every key, also those created while no master answered
+            wait_until(lambda: fresh.get(redis_key_name(k["key"])), timeout=15, msg=f"record of {k['id']}")
+        status, body = health(d)
+        assert status == 200, body
+        assert "redis master changed" in d.log_text()
+    finally:
+        d.stop()
