@@ -3,9 +3,11 @@ user off), a client certificate, wrong credentials reported clearly, and a Senti
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import pytest
+import redis
 import requests
 
 import tronch_harness as h
@@ -156,3 +158,46 @@ def test_sentinel_fail_over(postgres, sentinels, users, redis_server):
         assert "redis master changed" in d.log_text()
     finally:
         d.stop()
+
+
+def test_sentinel_over_tls(postgres, pki, users, redis_server):
+    """rediss-sentinel://: TLS to the sentinels and to the master they name (an IP, checked against
+    the certificate's IP SAN)."""
+    sset = SentinelSet(users, pki=pki).start()
+    try:
+        d = h.Tronchd(postgres, redis_server, extra_env={
+            "TRONCH_REDIS_URL": f"rediss-sentinel://{TRONCHD_USER}@{','.join(sset.sentinel_addrs())}/{MASTER_NAME}",
+            "TRONCH_REDIS_PASSWORD_FILE": str(users.password_file(TRONCHD_USER)),
+            "TRONCH_REDIS_TLS_CA_FILE": str(pki.ca_cert),
+        }).start()
+        try:
+            key, _ = Client(d).create(name="sentinel over tls")
+            master = sset.client()
+            wait_until(lambda: master.get(redis_key_name(key["key"])), msg="the record on the TLS master")
+            assert health(d)[0] == 200
+        finally:
+            d.stop()
+    finally:
+        sset.stop()
+
+
+def test_unix_socket_still_works(postgres, redis_server):
+    """The old unix:/path form, now through the Asio client."""
+    directory = h.make_temp_dir("tronch-redis-unix-")
+    sock = directory / "redis.sock"
+    proc = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", "",
+                             "--appendonly", "no", "--dir", str(directory)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_until(sock.exists, msg="the Redis socket")
+        d = h.Tronchd(postgres, redis_server, extra_env={"TRONCH_REDIS_ADDR": f"unix:{sock}"}).start()
+        try:
+            key, _ = Client(d).create(name="over a unix socket")
+            r = redis.Redis(unix_socket_path=str(sock), decode_responses=True)
+            wait_until(lambda: r.get(redis_key_name(key["key"])), msg="the record over the socket")
+            assert health(d)[0] == 200
+        finally:
+            d.stop()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
