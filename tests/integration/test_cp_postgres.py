@@ -26,7 +26,7 @@ class Standby(h.Postgres):
             self._chown(d)
         self.data.chmod(0o700)
         subprocess.run(self._as_owner([str(h.PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
-                                       "-U", "postgres", "-D", str(self.data), "-R", "-X", "stream",
+                                       "-U", "postgres", "-D", str(self.data), "-R", "-X", "stream", "--checkpoint=fast",
                                        "--no-sync"]),
                        check=True, capture_output=True)
 
@@ -157,3 +157,26 @@ def test_tls_verify_full(tls_postgres, redis_srv):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode != 0
     assert "certificate verify failed" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_connection_string_settings_are_kept(postgres, redis_srv):
+    """The string's own application_name and options reach the server (tronchd adds its timeouts to
+    the options instead of replacing them); a malformed string is a clear error."""
+    url = (f"host=127.0.0.1 port={postgres.port} dbname=tronch user=postgres application_name=tronchd-eu1 "
+           f"options='-c log_statement=all'")
+    log = postgres.dir / "postgres.log"
+    seen = log.stat().st_size
+    d = h.Tronchd(postgres, redis_srv, extra_env={"TRONCH_DATABASE_URL": url}).start()
+    try:
+        assert create(Client(d), "own options").status_code == 201
+        names = postgres.psql_admin("SELECT DISTINCT application_name FROM pg_stat_activity "
+                                    "WHERE application_name LIKE 'tronchd%'").split()
+        assert names == ["tronchd-eu1"]
+        with open(log, "rb") as f:
+            f.seek(seen)
+            assert b"INSERT INTO api_keys" in f.read()   # log_statement=all: the string's option applied
+    finally:
+        d.stop()
+    r = subprocess.run([str(h.TRONCHD_BIN), "migrate"], env=dict(os.environ, TRONCH_DATABASE_URL="host=x nosuchoption=1"),
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "nosuchoption" in r.stdout + r.stderr, r.stdout + r.stderr
