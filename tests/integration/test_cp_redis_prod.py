@@ -156,6 +156,28 @@ def test_sentinel_fail_over(postgres, sentinels, users, redis_server):
         status, body = health(d)
         assert status == 200, body
         assert "redis master changed" in d.log_text()
+
+        # events and the usage roll-up carry on against the new master
+        events = Events(fresh)
+        k, _ = client.create(name="event after fail-over")
+        events.wait_for(lambda m: m.get("id") == k["id"] and m["type"] == "key.changed", timeout=10)
+        events.close()
+        now = int(time.time())
+        fresh.hset("tronch:usage:pending", mapping={f"{k['id']}|{now - now % 60}|r": 7})
+        wait_until(lambda: client.req("GET", f"/api/v1/keys/{k['id']}/usage").json()["totals"]["requests"] == 7,
+                   timeout=30, msg="usage rolled up from the new master")
+    finally:
+        d.stop()
+
+
+def test_database_number_in_the_url(postgres, redis_server):
+    d = h.Tronchd(postgres, redis_server, extra_env={"TRONCH_REDIS_URL": f"redis://127.0.0.1:{redis_server.port}/3"})
+    d.start()
+    try:
+        key, _ = Client(d).create(name="in db 3")
+        db3 = redis.Redis(host="127.0.0.1", port=redis_server.port, db=3, decode_responses=True)
+        wait_until(lambda: db3.get(redis_key_name(key["key"])), msg="the record in database 3")
+        assert redis_server.client().get(redis_key_name(key["key"])) is None   # not in database 0
     finally:
         d.stop()
 
