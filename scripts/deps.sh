@@ -9,6 +9,7 @@ TRONCH_PACKAGES=(
   postgresql postgresql-client redis-server redis-tools redis-sentinel
   python3 python3-pytest python3-requests python3-redis python3-psycopg2
   wrk libbenchmark-dev valgrind
+  openssl  # the TLS tests make their CA and certificates with the openssl command
 )
 
 tronch_sudo() {
