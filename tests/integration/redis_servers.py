@@ -101,7 +101,7 @@ class AclUsers:
 
     def password_file(self, user: str, password: str | None = None) -> pathlib.Path:
         """A file holding the user's password (or `password`, e.g. a wrong one) and a newline."""
-        path = self.dir / f"{user}{'-other' if password is not None else ''}.password"
+        path = self.dir / (f"{user}-{secrets.token_hex(4)}.password" if password is not None else f"{user}.password")
         path.write_text((password if password is not None else self.passwords[user]) + "\n")
         path.chmod(0o644)
         return path
@@ -177,8 +177,9 @@ class SentinelSet:
     With `pki`, every node (sentinels too) speaks TLS only, with tls-replication."""
 
     def __init__(self, users: AclUsers, pki: Pki | None = None, down_after_ms: int = 1000,
-                 failover_timeout_ms: int = 5000):
+                 failover_timeout_ms: int = 5000, sentinel_password: str | None = None):
         self.users = users
+        self.sentinel_password = sentinel_password   # requirepass on the sentinels (user "default")
         self.pki = pki
         self.down_after_ms = down_after_ms
         self.failover_timeout_ms = failover_timeout_ms
@@ -215,6 +216,8 @@ class SentinelSet:
                  f"sentinel parallel-syncs {MASTER_NAME} 1",
                  f"sentinel auth-user {MASTER_NAME} {ADMIN_USER}",
                  f"sentinel auth-pass {MASTER_NAME} {self.users.password(ADMIN_USER)}"]
+        if self.sentinel_password:
+            lines += [f"requirepass {self.sentinel_password}", f"sentinel sentinel-pass {self.sentinel_password}"]
         if self.pki is None:
             lines.insert(0, f"port {port}")
         else:
@@ -270,7 +273,8 @@ class SentinelSet:
 
     def sentinel_client(self, port: int):
         import redis
-        return redis.Redis(host="127.0.0.1", port=port, decode_responses=True, socket_timeout=2, **self._ssl())
+        return redis.Redis(host="127.0.0.1", port=port, decode_responses=True, socket_timeout=2,
+                           password=self.sentinel_password, **self._ssl())
 
     def sentinel_addrs(self) -> list[str]:
         return [f"127.0.0.1:{s.port}" for s in self.sentinels]

@@ -184,10 +184,14 @@ def test_database_number_in_the_url(postgres, redis_server):
 
 def test_sentinel_over_tls(postgres, pki, users, redis_server):
     """rediss-sentinel://: TLS to the sentinels and to the master they name (an IP, checked against
-    the certificate's IP SAN)."""
-    sset = SentinelSet(users, pki=pki).start()
+    the certificate's IP SAN); the sentinels have their own password (TRONCH_REDIS_SENTINEL_PASSWORD_FILE)."""
+    sentinel_password = "sentinel-secret-0123456789"
+    sset = SentinelSet(users, pki=pki, sentinel_password=sentinel_password).start()
     try:
+        pw_file = h.make_temp_dir("tronch-sentinel-pw-") / "sentinel.password"
+        pw_file.write_text(sentinel_password + "\n")
         d = h.Tronchd(postgres, redis_server, extra_env={
+            "TRONCH_REDIS_SENTINEL_PASSWORD_FILE": str(pw_file),
             "TRONCH_REDIS_URL": f"rediss-sentinel://{TRONCHD_USER}@{','.join(sset.sentinel_addrs())}/{MASTER_NAME}",
             "TRONCH_REDIS_PASSWORD_FILE": str(users.password_file(TRONCHD_USER)),
             "TRONCH_REDIS_TLS_CA_FILE": str(pki.ca_cert),
@@ -197,6 +201,7 @@ def test_sentinel_over_tls(postgres, pki, users, redis_server):
             master = sset.client()
             wait_until(lambda: master.get(redis_key_name(key["key"])), msg="the record on the TLS master")
             assert health(d)[0] == 200
+            assert sentinel_password not in d.log_text()
         finally:
             d.stop()
     finally:
