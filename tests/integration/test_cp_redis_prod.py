@@ -228,3 +228,27 @@ def test_unix_socket_still_works(postgres, redis_server):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_readonly_replica_then_writable_again(postgres, redis_server):
+    """The Redis tronchd writes to is turned into a replica (writes get -READONLY): keys are still
+    created (201, Postgres is the truth), the mirror is marked incomplete, and once the server is a
+    master again the mirror is rebuilt there without a restart."""
+    other = h.Redis().start()
+    d = h.Tronchd(postgres, redis_server, extra_env={"TRONCH_REDIS_URL": f"redis://127.0.0.1:{redis_server.port}"})
+    d.start()
+    admin = redis_server.client()
+    try:
+        client = Client(d)
+        wait_until(lambda: admin.exists(EPOCH), msg="the first mirror")
+        admin.execute_command("REPLICAOF", "127.0.0.1", str(other.port))
+        wait_until(lambda: admin.info("replication").get("master_link_status") == "up", msg="the replica link")
+        key, _ = client.create(name="while read-only")
+        wait_until(lambda: health(d)[1]["checks"]["redis"].get("mirror_complete") is False, msg="mirror incomplete")
+        admin.execute_command("REPLICAOF", "NO", "ONE")
+        wait_until(lambda: admin.get(redis_key_name(key["key"])), timeout=15, msg="the record after the switch back")
+        assert admin.exists(EPOCH)
+    finally:
+        d.stop()
+        admin.execute_command("REPLICAOF", "NO", "ONE")
+        other.stop()
