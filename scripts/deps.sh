@@ -16,6 +16,7 @@ TRONCH_PACKAGES=(
   libnginx-mod-http-headers-more-filter libnginx-mod-http-image-filter libnginx-mod-http-subs-filter
   libnginx-mod-http-uploadprogress libnginx-mod-http-upstream-fair libnginx-mod-http-xslt-filter
   libnginx-mod-mail libnginx-mod-stream libnginx-mod-stream-geoip libnginx-mod-stream-geoip2
+  openssl  # the TLS tests make their CA and certificates with the openssl command
 )
 
 tronch_sudo() {

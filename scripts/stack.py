@@ -110,6 +110,65 @@ def check_traversable(path: pathlib.Path) -> None:
                  f"chmod o+x {parent}, or set TRONCH_RUN_DIR elsewhere.")
 
 
+# Redis ACL users (shared/redis-acl/users.acl.in): tronchd's, and the gateway's, which can read key
+# records but never write one. The default user is off. Passwords are made on the first start,
+# kept in 0600 files in the run dir and never printed; the ACL file holds only their SHA-256.
+ACL_DIR = ROOT / "shared" / "redis-acl"
+REDIS_USERS = {"tronchd": "tronchd", "gateway": "tronch-gateway"}
+
+
+def redis_password_file(who: str) -> pathlib.Path:
+    path = RUN_DIR / "redis" / f"{who}.password"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+    return path
+
+
+def gateway_can_auth() -> bool:
+    """Whether the built module has tronch_redis_auth (a module from before issue 11 does not)."""
+    try:
+        return b"tronch_redis_auth" in pathlib.Path(h.MODULE_SO).read_bytes()
+    except OSError:
+        return False
+
+
+def render_redis_acl() -> pathlib.Path:
+    """users.acl from the template, rendered on every start (so it follows the template). When
+    the module cannot authenticate, the default user stays on without a password but with the
+    gateway's rights only, so that even then the gateway cannot write a key record."""
+    gw, cp = redis_password_file("gateway"), redis_password_file("tronchd")
+    text = subprocess.run(["sh", str(ACL_DIR / "render_acl.sh"), str(gw), str(cp)], check=True,
+                          capture_output=True, text=True).stdout
+    if not gateway_can_auth():
+        gateway_line = next(l for l in text.splitlines() if l.startswith(f"user {REDIS_USERS['gateway']} "))
+        rights = gateway_line.split(" ", 4)[4]   # after "user tronch-gateway on #<sha>"
+        text = "\n".join(l for l in text.splitlines() if not l.startswith("user default ")) + \
+            f"\nuser default on nopass {rights}\n"
+    acl = RUN_DIR / "redis" / "users.acl"
+    acl.write_text(text)
+    acl.chmod(0o600)
+    return acl
+
+
+class AclRedis(h.Redis):
+    """The harness's Redis, with the ACL file."""
+
+    def __init__(self, acl: pathlib.Path, **kw):
+        super().__init__(**kw)
+        self.acl = acl
+
+    def start(self) -> "AclRedis":
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.dir), "--logfile", str(self.dir / "redis.log"),
+             "--aclfile", str(self.acl)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        h.wait_for_port(self.port, proc=self.proc)
+        return self
+
+
 def admin_token() -> str:
     """Made once per data dir and kept (0600), so a restarted stack keeps its token."""
     path = RUN_DIR / "admin_token"
@@ -181,7 +240,14 @@ def start_nginx() -> int:
     prefix = RUN_DIR / "nginx"
     RUN_DIR.chmod(0o755)  # workers run as nobody and must read the docroot
     prepare_prefix(prefix)
-    conf = render_template(GATEWAY_TEMPLATE, prefix, PORTS["gateway"], f"127.0.0.1:{PORTS['redis']}")
+    redis = f"127.0.0.1:{PORTS['redis']}"
+    conf = render_template(GATEWAY_TEMPLATE, prefix, PORTS["gateway"], redis)
+    if gateway_can_auth():   # the gateway's own ACL user, its password read by nginx at load
+        text = conf.read_text()
+        line = f"tronch_redis {redis};"
+        assert line in text, f"{GATEWAY_TEMPLATE} lost its `tronch_redis @REDIS@;` line"
+        conf.write_text(text.replace(line, f"{line}\n    tronch_redis_auth {REDIS_USERS['gateway']} "
+                                           f"{redis_password_file('gateway')};", 1))
     check = subprocess.run([h.NGINX_BIN, "-t", "-p", str(prefix), "-c", str(conf)], capture_output=True, text=True)
     if check.returncode != 0:
         raise StepFailed(f"nginx -t refused {conf}:\n{check.stderr}")
@@ -198,6 +264,40 @@ def start_nginx() -> int:
     pid = int(pidfile.read_text())
     h.wait_for_port(PORTS["gateway"])
     return pid
+
+
+def killed_postmaster_lingers(log_text: bytes) -> bool:
+    """After a `kill -9` of the postmaster, PostgreSQL refuses to start for a moment: its children
+    still hold the shared memory until they notice and exit, and the dead postmaster's pid, until
+    its parent reaps it, still answers kill(pid, 0), so postmaster.pid looks taken."""
+    if b"pre-existing shared memory block" in log_text:
+        return True
+    if b'lock file "postmaster.pid" already exists' not in log_text:
+        return False
+    try:
+        pid = int((RUN_DIR / "postgres" / "data" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    return not pid_alive(pid, "postgres")   # a zombie or gone: not a running postmaster
+
+
+def start_postgres(pg: "h.Postgres", timeout: float = 30) -> None:
+    """pg.start(), retried while a killed postmaster lingers (see killed_postmaster_lingers)."""
+    deadline = time.monotonic() + timeout
+    log = RUN_DIR / "postgres" / "postgres.log"
+    while True:
+        seen = log.stat().st_size if log.exists() else 0
+        try:
+            pg.start()
+            return
+        except RuntimeError:
+            with open(log, "rb") as f:
+                f.seek(seen)
+                lingers = killed_postmaster_lingers(f.read())
+            if not lingers or time.monotonic() > deadline:
+                raise
+            say("PostgreSQL's previous processes are still exiting; retrying")
+            time.sleep(0.5)
 
 
 def stop_pids(pids: dict[str, int]) -> None:
@@ -250,16 +350,17 @@ def up(detach: bool) -> None:
         first = not (RUN_DIR / "postgres" / "data" / "PG_VERSION").exists()
         say(f"PostgreSQL on 127.0.0.1:{PORTS['postgres']} ({'initdb in' if first else 'reusing'} "
             f"{RUN_DIR / 'postgres' / 'data'})")
-        pg = h.Postgres(port=PORTS["postgres"], workdir=RUN_DIR / "postgres")
+        # durable: fsync, synchronous_commit and full_page_writes stay on (a 201 survives a crash)
+        pg = h.Postgres(port=PORTS["postgres"], workdir=RUN_DIR / "postgres", durable=True)
         (RUN_DIR / "postgres").chmod(0o755)  # the postgres user must reach data/ and sock/
         try:
-            pg.start()
+            start_postgres(pg)
         finally:
             if pg.proc is not None:
                 record("postgres", pg.proc.pid)
         step = f"starting Redis (log: {RUN_DIR / 'redis' / 'redis.log'})"
         say(f"Redis on 127.0.0.1:{PORTS['redis']}")
-        redis = h.Redis(port=PORTS["redis"], workdir=RUN_DIR / "redis")
+        redis = AclRedis(render_redis_acl(), port=PORTS["redis"], workdir=RUN_DIR / "redis")
         try:
             redis.start()
         finally:
@@ -268,7 +369,9 @@ def up(detach: bool) -> None:
         token = admin_token()
         step = f"starting tronchd (log: {RUN_DIR / 'tronchd' / 'tronchd.log'})"
         say(f"tronchd on 127.0.0.1:{PORTS['api']} (migrations applied at start-up)")
-        d = h.Tronchd(pg, redis, admin_token=token, port=PORTS["api"], workdir=RUN_DIR / "tronchd")
+        d = h.Tronchd(pg, redis, admin_token=token, port=PORTS["api"], workdir=RUN_DIR / "tronchd", extra_env={
+            "TRONCH_REDIS_URL": f"redis://{REDIS_USERS['tronchd']}@127.0.0.1:{PORTS['redis']}",
+            "TRONCH_REDIS_PASSWORD_FILE": str(redis_password_file("tronchd"))})
         try:
             d.start()
         finally:
@@ -290,7 +393,8 @@ def up(detach: bool) -> None:
     gw, api_url = f"http://127.0.0.1:{PORTS['gateway']}", f"http://127.0.0.1:{PORTS['api']}"
     ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in {
         "TRONCH_GATEWAY_URL": gw, "TRONCH_API_URL": api_url, "TRONCH_ADMIN_TOKEN": token,
-        "TRONCH_REDIS_URL": f"redis://127.0.0.1:{PORTS['redis']}", "TRONCH_DATABASE_URL": pg.url,
+        "TRONCH_REDIS_URL": f"redis://{REDIS_USERS['tronchd']}@127.0.0.1:{PORTS['redis']}",
+        "TRONCH_REDIS_PASSWORD_FILE": redis_password_file("tronchd"), "TRONCH_DATABASE_URL": pg.url,
         "TRONCH_NGINX_PID": pids["nginx"],
     }.items()))
     ENV_FILE.chmod(0o600)

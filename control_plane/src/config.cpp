@@ -27,6 +27,15 @@ template <class F>
 void each_setting(Config& c, F&& f) {
     f("database_url", c.database_url);
     f("redis_addr", c.redis_addr);
+    f("redis_url", c.redis_url);
+    f("redis_user", c.redis_user);
+    f("redis_password_file", c.redis_password_file);
+    f("redis_tls_ca_file", c.redis_tls_ca_file);
+    f("redis_tls_server_name", c.redis_tls_server_name);
+    f("redis_tls_cert_file", c.redis_tls_cert_file);
+    f("redis_tls_key_file", c.redis_tls_key_file);
+    f("redis_sentinel_user", c.redis_sentinel_user);
+    f("redis_sentinel_password_file", c.redis_sentinel_password_file);
     f("listen", c.listen);
     f("admin_token", c.admin_token);
     f("secret_key", c.secret_key_hex);
@@ -41,6 +50,17 @@ void each_setting(Config& c, F&& f) {
     f("usage_interval_ms", c.usage_interval_ms);
     f("max_grace_seconds", c.max_grace_seconds);
     f("revoked_ttl_seconds", c.revoked_ttl_seconds);
+}
+
+// The first line of a password file, without its line end (as nginx's ssl_password_file).
+std::string read_password_file(const char* setting, const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw std::runtime_error(std::string(setting) + ": cannot read " + path);
+    std::string line;
+    std::getline(in, line);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) throw std::runtime_error(std::string(setting) + ": " + path + " holds no password");
+    return line;
 }
 
 std::string env_name(std::string key) {
@@ -92,6 +112,28 @@ void Config::load_env() {
             field = static_cast<T>(parse_long(name, v));
         }
     });
+}
+
+RedisTarget Config::redis_target() const {
+    RedisTarget t = parse_redis_target(redis_url.empty() ? redis_addr : redis_url);
+    if (!redis_user.empty()) t.user = redis_user;
+    if (!redis_password_file.empty()) t.password = read_password_file("TRONCH_REDIS_PASSWORD_FILE", redis_password_file);
+    if (!redis_sentinel_user.empty()) t.sentinel_user = redis_sentinel_user;
+    if (!redis_sentinel_password_file.empty())
+        t.sentinel_password = read_password_file("TRONCH_REDIS_SENTINEL_PASSWORD_FILE", redis_sentinel_password_file);
+    bool tls_files = !redis_tls_ca_file.empty() || !redis_tls_cert_file.empty() || !redis_tls_key_file.empty() ||
+                     !redis_tls_server_name.empty();
+    if (tls_files && !t.tls.enabled)
+        throw std::runtime_error("TRONCH_REDIS_TLS_* settings need a TLS address (rediss:// or rediss-sentinel://)");
+    if (redis_tls_cert_file.empty() != redis_tls_key_file.empty())
+        throw std::runtime_error("TRONCH_REDIS_TLS_CERT_FILE and TRONCH_REDIS_TLS_KEY_FILE go together");
+    if (!t.user.empty() && t.password.empty())
+        throw std::runtime_error("a Redis user needs a password (TRONCH_REDIS_PASSWORD_FILE)");
+    t.tls.ca_file = redis_tls_ca_file;
+    t.tls.server_name = redis_tls_server_name;
+    t.tls.cert_file = redis_tls_cert_file;
+    t.tls.key_file = redis_tls_key_file;
+    return t;
 }
 
 std::string Config::secret_key() const {

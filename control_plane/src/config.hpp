@@ -3,11 +3,24 @@
 
 #include <string>
 
+#include "redis_target.hpp"
+
 namespace tronch::cp {
 
 struct Config {
     std::string database_url;                  // TRONCH_DATABASE_URL (required to serve)
     std::string redis_addr = "127.0.0.1:6379"; // TRONCH_REDIS_ADDR: host:port or unix:/path
+    // TRONCH_REDIS_URL (wins over redis_addr): redis[s]://[user[:password]@]host:port[/db] or
+    // redis[s]-sentinel://[user[:password]@]h1:p1,h2:p2/<master_name>[/db] (redis_target.hpp)
+    std::string redis_url;
+    std::string redis_user;                    // TRONCH_REDIS_USER: ACL user (else the URL's)
+    std::string redis_password_file;           // TRONCH_REDIS_PASSWORD_FILE: first line is the password
+    std::string redis_tls_ca_file;             // TRONCH_REDIS_TLS_CA_FILE (else the system's CAs)
+    std::string redis_tls_server_name;         // TRONCH_REDIS_TLS_SERVER_NAME (else the host)
+    std::string redis_tls_cert_file;           // TRONCH_REDIS_TLS_CERT_FILE: client certificate
+    std::string redis_tls_key_file;            // TRONCH_REDIS_TLS_KEY_FILE: its key
+    std::string redis_sentinel_user;           // TRONCH_REDIS_SENTINEL_USER: the sentinels' own ACL user
+    std::string redis_sentinel_password_file;  // TRONCH_REDIS_SENTINEL_PASSWORD_FILE
     std::string listen = "127.0.0.1:8080";     // TRONCH_LISTEN: ip:port (loopback by default)
     std::string admin_token;                   // TRONCH_ADMIN_TOKEN (required to serve)
     std::string secret_key_hex;                // TRONCH_SECRET_KEY: hex; else derived from the token
@@ -26,6 +39,9 @@ struct Config {
     // Throws std::runtime_error with a readable message on a bad file or value.
     void load_file(const std::string& path);
     void load_env();
+    // Where Redis is and how to reach it (reads the password files). Throws std::runtime_error
+    // with a message that never holds a password.
+    RedisTarget redis_target() const;
     // The 32-byte server secret (from secret_key_hex, else HMAC-derived from the admin token).
     std::string secret_key() const;
 };

@@ -1,5 +1,8 @@
 #include "db.hpp"
 
+#include <algorithm>
+#include <string_view>
+
 namespace tronch::cp {
 
 std::string PgResult::bytea(int row, int col) const {
@@ -33,6 +36,10 @@ PgResult PgConn::check(PGresult* r) {
     if (sqlstate == "0A000" && msg.find("cached plan must not change result type") != std::string::npos) {
         broken_ = true;
         throw DbPlanChanged(msg);
+    }
+    if (sqlstate == "25006") {  // read_only_sql_transaction: a standby, or a demoted primary
+        broken_ = true;
+        throw DbReadOnly(msg);
     }
     // Class 08 (connection), 57P0x (shutdown), 57014 (statement timeout), 53 (resources).
     if (PQstatus(c_.get()) != CONNECTION_OK || sqlstate.empty() || sqlstate.rfind("08", 0) == 0 ||
@@ -165,21 +172,68 @@ PgResult PgConn::exec_pipelined(const std::string& sql, const std::vector<Param>
 
 void PgConn::exec_script(const std::string& sql) { check(PQexec(c_.get(), sql.c_str())); }
 
+namespace {
+
+std::string trimmed(std::string msg) {
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    return msg;
+}
+
+}  // namespace
+
+// Any libpq connection string (URL or key=value, several hosts, sslmode=verify-full, ...), parsed
+// by libpq itself, with tronchd's defaults added where the string has none: connect_timeout and
+// application_name only if it does not set them; tronchd's timeouts go first in `options`, so the
+// string's own options (e.g. -c statement_timeout=...) come after them and win.
 std::unique_ptr<PgConn> PgPool::connect_one() {
-    std::string timeout = std::to_string(opt_.connect_timeout_s);
-    std::string options = "-c statement_timeout=" + std::to_string(opt_.statement_timeout_ms) +
-                          " -c lock_timeout=" + std::to_string(opt_.statement_timeout_ms) +
-                          " -c idle_in_transaction_session_timeout=60000";
-    // dbname first, expanded as a URL/conninfo; the later keywords override it.
-    const char* keys[] = {"dbname", "connect_timeout", "options", "application_name", nullptr};
-    const char* vals[] = {opt_.url.c_str(), timeout.c_str(), options.c_str(), "tronchd", nullptr};
-    PGconn* c = PQconnectdbParams(keys, vals, 1);
-    auto conn = std::make_unique<PgConn>(c);
-    if (!c || PQstatus(c) != CONNECTION_OK) {
-        std::string msg = c ? PQerrorMessage(c) : "out of memory";
-        while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-        throw DbUnavailable("cannot connect to PostgreSQL: " + msg);
+    // A bare word is a database name, as libpq's expand_dbname treats it.
+    const bool conninfo = opt_.url.find('=') != std::string::npos || opt_.url.rfind("postgres://", 0) == 0 ||
+                          opt_.url.rfind("postgresql://", 0) == 0;
+    const std::string text = conninfo ? opt_.url : "dbname='" + opt_.url + "'";
+    char* err = nullptr;
+    PQconninfoOption* parsed = PQconninfoParse(text.c_str(), &err);
+    if (!parsed) {
+        std::string msg = err ? err : "out of memory";
+        if (err) PQfreemem(err);
+        throw DbUnavailable("TRONCH_DATABASE_URL is not a valid libpq connection string: " + trimmed(msg));
     }
+    std::vector<std::string> keys, vals;
+    std::string string_options;
+    for (PQconninfoOption* o = parsed; o->keyword; ++o) {
+        if (!o->val) continue;
+        if (std::string_view(o->keyword) == "options") {
+            string_options = o->val;
+            continue;
+        }
+        keys.emplace_back(o->keyword);
+        vals.emplace_back(o->val);
+    }
+    PQconninfoFree(parsed);
+    auto has = [&](std::string_view k) { return std::find(keys.begin(), keys.end(), k) != keys.end(); };
+    if (!has("connect_timeout")) {
+        keys.emplace_back("connect_timeout");
+        vals.push_back(std::to_string(opt_.connect_timeout_s));
+    }
+    if (!has("application_name")) {
+        keys.emplace_back("application_name");
+        vals.emplace_back("tronchd");
+    }
+    keys.emplace_back("options");
+    vals.push_back("-c statement_timeout=" + std::to_string(opt_.statement_timeout_ms) +
+                   " -c lock_timeout=" + std::to_string(opt_.statement_timeout_ms) +
+                   " -c idle_in_transaction_session_timeout=60000" +
+                   (string_options.empty() ? "" : " " + string_options));
+    std::vector<const char*> k, v;
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        k.push_back(keys[i].c_str());
+        v.push_back(vals[i].c_str());
+    }
+    k.push_back(nullptr);
+    v.push_back(nullptr);
+    PGconn* c = PQconnectdbParams(k.data(), v.data(), 0);
+    auto conn = std::make_unique<PgConn>(c);
+    if (!c || PQstatus(c) != CONNECTION_OK)
+        throw DbUnavailable("cannot connect to PostgreSQL: " + trimmed(c ? PQerrorMessage(c) : "out of memory"));
     return conn;
 }
 
@@ -217,6 +271,11 @@ void PgPool::release(std::unique_ptr<PgConn> c) {
         idle_.clear();
     }
     cv_.notify_one();
+}
+
+void PgPool::drop_idle() {
+    std::lock_guard lock(mu_);
+    idle_.clear();
 }
 
 PgPool::Stats PgPool::stats() const {

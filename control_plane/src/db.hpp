@@ -28,6 +28,13 @@ struct DbUnavailable : std::runtime_error {
 struct DbPlanChanged : DbUnavailable {
     using DbUnavailable::DbUnavailable;
 };
+// The server refused a write because it is read-only (SQLSTATE 25006): the connection reached a
+// standby, or a primary that was demoted. Nothing was written, so the work is retried once on a
+// fresh connection (the pool drops its idle ones, which most likely point at the same server);
+// with target_session_attrs=read-write libpq then finds the new primary.
+struct DbReadOnly : DbUnavailable {
+    using DbUnavailable::DbUnavailable;
+};
 // A query failed for another reason (constraint, syntax): a bug or a conflict.
 struct DbError : std::runtime_error {
     std::string sqlstate;
@@ -131,6 +138,8 @@ public:
     std::unique_ptr<PgConn> connect_one();  // outside the pool (migrations, tools)
 
     struct Stats { std::size_t size, in_use, idle; };
+    // Forgets every idle connection (the server they reach became read-only).
+    void drop_idle();
     Stats stats() const;
 
     // Runs f(PgConn&) inside BEGIN/COMMIT (ROLLBACK on exception). A pooled connection the
@@ -171,6 +180,12 @@ auto PgPool::transaction(F&& f) -> decltype(f(std::declval<PgConn&>())) {
             conn->mark_broken();  // dropping it rolls the transaction back
             if (attempt == 0) continue;
             throw;
+        } catch (const DbReadOnly&) {
+            conn->drop_deferred();
+            conn->mark_broken();  // refused, so nothing was written: safe to run again
+            drop_idle();
+            if (attempt == 0) continue;
+            throw;
         } catch (const DbUnavailable&) {
             conn->drop_deferred();
             conn->mark_broken();
@@ -195,6 +210,11 @@ auto PgPool::with_conn(F&& f) -> decltype(f(std::declval<PgConn&>())) {
             return f(*conn);
         } catch (const DbPlanChanged&) {
             conn->mark_broken();
+            if (attempt == 0) continue;
+            throw;
+        } catch (const DbReadOnly&) {
+            conn->mark_broken();
+            drop_idle();
             if (attempt == 0) continue;
             throw;
         } catch (const DbUnavailable&) {

@@ -29,7 +29,9 @@ void usage() {
                  "       tronchd migrate [--config FILE]\n"
                  "       tronchd keys create|list|get|rotate|revoke|usage ... (see tronchd keys --help)\n"
                  "Configuration: a JSON file (--config or TRONCH_CONFIG), then TRONCH_* variables:\n"
-                 "  TRONCH_DATABASE_URL, TRONCH_REDIS_ADDR (host:port | unix:/path), TRONCH_LISTEN (ip:port,\n"
+                 "  TRONCH_DATABASE_URL (any libpq connection string), TRONCH_REDIS_URL (redis[s]://[user@]host:port[/db]\n"
+                 "  | redis[s]-sentinel://h1:p1,h2:p2/<master>) or TRONCH_REDIS_ADDR (host:port | unix:/path),\n"
+                 "  TRONCH_REDIS_PASSWORD_FILE, TRONCH_REDIS_TLS_CA_FILE, TRONCH_LISTEN (ip:port,\n"
                  "  default 127.0.0.1:8080), TRONCH_ADMIN_TOKEN, TRONCH_SECRET_KEY (hex, >= 32 bytes),\n"
                  "  TRONCH_USAGE_INTERVAL_MS, TRONCH_MIRROR_INTERVAL_MS, TRONCH_PG_POOL_SIZE, ...\n";
 }
@@ -74,15 +76,16 @@ int serve(const Config& c) {
         log::error("TRONCH_DATABASE_URL and TRONCH_ADMIN_TOKEN are required");
         return 2;
     }
-    log::info("tronchd starting", {{"listen", c.listen}, {"redis", c.redis_addr}, {"pg_pool_size", c.pg_pool_size},
+    RedisTarget redis_target = c.redis_target();  // before anything starts: a bad address stops us here
+    log::info("tronchd starting", {{"listen", c.listen}, {"redis", redis_target.display()}, {"pg_pool_size", c.pg_pool_size},
                                    {"io_threads", c.io_threads}, {"worker_threads", c.worker_threads}});
     PgPool pool(pool_options(c));
     migrate_with_retry(pool, std::chrono::seconds(30));
 
     Metrics metrics;
-    RedisClient redis_api(c.redis_addr, c.redis_timeout_ms, &metrics);
-    RedisClient redis_mirror(c.redis_addr, c.redis_timeout_ms, &metrics);
-    RedisClient redis_usage(c.redis_addr, c.redis_timeout_ms, &metrics);
+    RedisClient redis_api(redis_target, c.redis_timeout_ms, &metrics);
+    RedisClient redis_mirror(redis_target, c.redis_timeout_ms, &metrics);
+    RedisClient redis_usage(redis_target, c.redis_timeout_ms, &metrics);
     Mirror mirror(redis_mirror, pool, metrics, c.revoked_ttl_seconds);
     KeyService keys(pool, mirror, c.secret_key(), c.max_grace_seconds);
     UsageRollup rollup(redis_usage, pool, metrics);

@@ -84,6 +84,12 @@ bool Mirror::tick() noexcept {
             need = r->type == REDIS_REPLY_INTEGER && r->integer == 0;
             if (need) log::warn("mirror epoch mark missing (Redis flushed or restarted); re-mirroring");
         }
+        // Connected to another master since the last rebuild (a Sentinel fail-over): the replica
+        // it was may have missed the last writes before the old master died, mark or no mark.
+        if (!need && redis_.master_changes() != mirrored_master_) {
+            need = true;
+            log::warn("redis master changed; re-mirroring");
+        }
         if (!need) return false;
         rebuild();
         return true;
@@ -94,6 +100,10 @@ bool Mirror::tick() noexcept {
 }
 
 void Mirror::rebuild() {
+    // Connected first, so the master this rebuild writes to is the one recorded; recorded before
+    // the writes, so a fail-over during the rebuild triggers another.
+    redis_.command({"EXISTS", std::string(redis_keys::kMirrorEpoch)});
+    mirrored_master_ = redis_.master_changes();
     auto start = std::chrono::steady_clock::now();
     pg_.with_conn([&](PgConn& c) { rebuild_locked(c, start); });  // the connection first: see sync_key
 }

@@ -12,7 +12,8 @@
 //
 // If Redis cannot be written, the mirror is marked dirty and tick() rebuilds everything
 // once Redis answers again. tick() also rebuilds when the completeness mark
-// (kMirrorEpoch) is missing, i.e. Redis was flushed or restarted.
+// (kMirrorEpoch) is missing, i.e. Redis was flushed or restarted, and when the client has
+// connected to another master (Sentinel fail-over; see RedisClient::master_changes).
 #pragma once
 
 #include <array>
@@ -65,6 +66,7 @@ private:
     Metrics& metrics_;
     long revoked_ttl_;
     std::atomic<bool> dirty_{true};  // nothing mirrored yet: rebuild at start-up
+    std::atomic<std::uint64_t> mirrored_master_{0};  // redis_.master_changes() at the last rebuild
     std::shared_mutex rebuild_mu_;   // exclusive during a rebuild
     std::size_t stripe_of(const std::string& id) const { return std::hash<std::string>{}(id) % stripes_.size(); }
     std::array<std::mutex, 64> stripes_;

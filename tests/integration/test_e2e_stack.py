@@ -69,6 +69,7 @@ def test_detach_stop_detach_keeps_keys(stack):
     first = stack.up()
     env = stack.read_env()
     assert set(env) == {"TRONCH_GATEWAY_URL", "TRONCH_API_URL", "TRONCH_ADMIN_TOKEN", "TRONCH_REDIS_URL",
+                        "TRONCH_REDIS_PASSWORD_FILE",
                         "TRONCH_DATABASE_URL", "TRONCH_NGINX_PID"}
     assert env["TRONCH_GATEWAY_URL"] == f"http://127.0.0.1:{stack.ports['GATEWAY']}"
     os.kill(int(env["TRONCH_NGINX_PID"]), 0)   # the nginx master is running

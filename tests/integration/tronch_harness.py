@@ -110,9 +110,16 @@ class Redis:
 
 class Postgres:
     """A cluster in `workdir` (a temp dir unless given). As root (as CI runs) initdb/postgres
-    refuse to run, so they run as Debian's `postgres` user on a data dir it owns."""
+    refuse to run, so they run as Debian's `postgres` user on a data dir it owns.
 
-    def __init__(self, port: int | None = None, workdir: pathlib.Path | None = None):
+    Tests run it fast and crash-unsafe (fsync, synchronous_commit and full_page_writes off);
+    `durable=True` (./run.sh) keeps PostgreSQL's safe defaults, so a 201 survives a crash."""
+
+    # Crash-unsafe settings that only a throw-away test cluster may use.
+    FAST_SETTINGS = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+
+    def __init__(self, port: int | None = None, workdir: pathlib.Path | None = None, durable: bool = False):
+        self.durable = durable
         self.port = port or free_port()
         self.dir = workdir or make_temp_dir("tronch-pg-")
         self.data = self.dir / "data"
@@ -139,14 +146,13 @@ class Postgres:
             self.data.mkdir(exist_ok=True)
             self._chown(self.data)
             subprocess.run(self._as_owner([str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
-                                           "--auth=trust", "--no-sync", "-E", "UTF8"]),
+                                           "--auth=trust", "-E", "UTF8", *([] if self.durable else ["--no-sync"])]),
                            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         log = open(self.dir / "postgres.log", "ab")
         self.proc = subprocess.Popen(
             self._as_owner([str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
-                            "-h", "127.0.0.1", "-k", str(self.sockdir), "-c", "fsync=off",
-                            "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                            "-c", "max_connections=200"]),
+                            "-h", "127.0.0.1", "-k", str(self.sockdir),
+                            *([] if self.durable else self.FAST_SETTINGS), "-c", "max_connections=200"]),
             stdout=log, stderr=log, start_new_session=True)
         wait_for_port(self.port, proc=self.proc, timeout=30)
         self._wait_ready()

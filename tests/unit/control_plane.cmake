@@ -1,2 +1,4 @@
 # tronchd's pure pieces (validation, cursor codec, idempotency crypto).
 tronch_unit_test(test_cp_pure test_cp_pure.cpp LIBS tronch_cp)
+# tronchd Redis address parsing (TRONCH_REDIS_URL forms, redaction).
+tronch_unit_test(test_redis_target test_redis_target.cpp LIBS tronch_cp)
