@@ -181,7 +181,8 @@ def start_nginx() -> int:
     prefix = RUN_DIR / "nginx"
     RUN_DIR.chmod(0o755)  # workers run as nobody and must read the docroot
     prepare_prefix(prefix)
-    conf = render_template(GATEWAY_TEMPLATE, prefix, PORTS["gateway"], f"127.0.0.1:{PORTS['redis']}")
+    conf = render_template(GATEWAY_TEMPLATE, prefix, PORTS["gateway"], f"127.0.0.1:{PORTS['redis']}",
+                           {"@RECORD_KEY@": str(RUN_DIR / "tronchd" / "records.pub")})  # tronchd wrote it
     check = subprocess.run([h.NGINX_BIN, "-t", "-p", str(prefix), "-c", str(conf)], capture_output=True, text=True)
     if check.returncode != 0:
         raise StepFailed(f"nginx -t refused {conf}:\n{check.stderr}")

@@ -83,7 +83,8 @@ int serve(const Config& c) {
     RedisClient redis_api(c.redis_addr, c.redis_timeout_ms, &metrics);
     RedisClient redis_mirror(c.redis_addr, c.redis_timeout_ms, &metrics);
     RedisClient redis_usage(c.redis_addr, c.redis_timeout_ms, &metrics);
-    Mirror mirror(redis_mirror, pool, metrics, c.revoked_ttl_seconds);
+    RecordSigner signer = RecordSigner::load_or_create(c.record_signing_key, c.record_validity_seconds);
+    Mirror mirror(redis_mirror, pool, metrics, signer, c.revoked_ttl_seconds);
     KeyService keys(pool, mirror, c.secret_key(), c.max_grace_seconds);
     UsageRollup rollup(redis_usage, pool, metrics);
     Api api(keys, pool, redis_api, mirror, metrics, c.admin_token);
