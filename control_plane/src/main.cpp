@@ -132,7 +132,7 @@ int main(int argc, char** argv) {
         return argc < 2 ? 2 : 0;
     }
     std::string cmd = argv[1];
-    if (cmd == "keys") return cli_main(argc, argv);
+    if (cmd == "keys" || cmd == "records-key") return cli_main(argc, argv);
     if (cmd == "version" || cmd == "--version") {
         std::cout << "tronchd 0.1.0\n";
         return 0;

@@ -66,6 +66,7 @@ public:
     // Re-mirror (so re-sign) every live key; no event: nothing a gateway holds changed. Throws.
     void resign();
     bool dirty() const { return dirty_.load(); }
+    const RecordSigner& signer() const { return signer_; }
 
 private:
     void rebuild_locked(PgConn& c, std::chrono::steady_clock::time_point start, bool announce);

@@ -2,3 +2,4 @@
 tronch_pytest(e2e_lifecycle test_e2e_lifecycle.py LABELS e2e)
 tronch_pytest(e2e_stack test_e2e_stack.py LABELS e2e)
 tronch_pytest(e2e_configs test_e2e_configs.py LABELS e2e)
+tronch_pytest(e2e_records test_e2e_records.py LABELS e2e)
