@@ -69,8 +69,14 @@ RecordSigner RecordSigner::load_or_create(const std::string& path, long validity
     }
     s.kid_ = signing::key_id(s.key_.get());
     s.public_pem_ = signing::public_key_pem(s.key_.get());
-    // always (re)written: the public key beside the private one is the one gateways load
-    write_file(s.public_path_, s.public_pem_, 0644);
+    // the public key beside the private one is the one gateways load: (re)written unless it is already
+    // right (so a read-only, pre-provisioned directory works)
+    std::string current;
+    try {
+        current = read_file(s.public_path_);
+    } catch (const std::exception&) {
+    }
+    if (current != s.public_pem_) write_file(s.public_path_, s.public_pem_, 0644);
     log::info("record signing key", {{"kid", s.kid_}, {"public_key", s.public_path_},
                                      {"validity_seconds", validity_seconds}});
     return s;

@@ -189,3 +189,13 @@ def test_forged_events_cannot_make_a_gateway_accept_anything(tronchd_factory, ga
         time.sleep(0.05)
         assert code(ngx, revoked["key"]) == (403, "revoked_key")
         assert code(ngx, unknown) == (401, "unknown_key")
+
+
+def test_tronchd_refuses_to_start_with_an_unusable_signing_key(tronchd_factory, tmp_path):
+    bad = tmp_path / "records.key"
+    bad.write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    bad.chmod(0o600)
+    d = tronchd_factory(start=False, extra_env={"TRONCH_RECORD_SIGNING_KEY": str(bad)})
+    d.start(wait=False)
+    assert d.proc.wait(timeout=60) != 0
+    assert "record signing key" in d.log_text() and str(bad) in d.log_text()
