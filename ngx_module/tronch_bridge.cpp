@@ -123,13 +123,14 @@ int tronch_bridge_decode_record(const char* json, std::size_t len, tronch_record
             out->rejected = static_cast<uint8_t>(reason);
             return 0;
         };
-        if (!sg::looks_like_envelope(text)) {
-            if (verify) return reject(TRONCH_REJECT_UNSIGNED);
-            return decode_plain(text, out, err, err_len);
-        }
         sg::Envelope envelope;
         std::string error;
-        if (!sg::decode_envelope(text, envelope, error)) {
+        bool not_envelope = false;
+        if (!sg::decode_envelope(text, envelope, error, not_envelope)) {  // one JSON parse either way
+            if (not_envelope) {
+                if (verify) return reject(TRONCH_REJECT_UNSIGNED);
+                return decode_plain(text, out, err, err_len);
+            }
             if (verify) return reject(TRONCH_REJECT_MALFORMED);
             if (err && err_len) copy_text(error, err, err_len);
             return -1;

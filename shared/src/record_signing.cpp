@@ -153,10 +153,17 @@ bool looks_like_envelope(std::string_view text) noexcept {
 }
 
 bool decode_envelope(std::string_view text, Envelope& out, std::string& error) noexcept {
+    bool not_envelope = false;
+    return decode_envelope(text, out, error, not_envelope);
+}
+
+bool decode_envelope(std::string_view text, Envelope& out, std::string& error, bool& not_envelope) noexcept {
+    not_envelope = false;
     try {
         auto j = nlohmann::json::parse(text, nullptr, false);
-        if (!j.is_object()) {
-            error = "envelope is not a JSON object";
+        if (!j.is_object() || !j.contains("sig")) {
+            not_envelope = true;
+            error = "not a signed envelope";
             return false;
         }
         if (j.size() != 7 || !j.contains("v") || !j["v"].is_number_integer() || j["v"].get<int>() != kEnvelopeVersion) {

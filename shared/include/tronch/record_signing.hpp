@@ -68,6 +68,9 @@ struct Envelope {
 bool looks_like_envelope(std::string_view text) noexcept;
 // Strict: every member present with the right type and nothing else. Never throws.
 bool decode_envelope(std::string_view text, Envelope& out, std::string& error) noexcept;
+// The same, parsing once: when it fails, not_envelope says whether the text is no envelope at all
+// (looks_like_envelope would be false) rather than a malformed one.
+bool decode_envelope(std::string_view text, Envelope& out, std::string& error, bool& not_envelope) noexcept;
 
 enum class Verdict { ok, unknown_kid, bad_signature };
 
