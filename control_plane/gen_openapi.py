@@ -73,6 +73,13 @@ check = {"type": "object", "required": ["status"], "properties": {"status": {"ty
 health = {"type": "object", "required": ["status", "checks"], "properties": {"status": {"type": "string", "enum": ["ok", "unavailable"]},
         "checks": {"type": "object", "properties": {"postgres": ref("Check"), "redis": ref("Check")}}}}
 
+records_key = {"type": "object", "required": ["algorithm", "kid", "public_key_pem", "public_key_path", "validity_seconds"], "properties": {
+        "algorithm": {"type": "string", "enum": ["Ed25519"]},
+        "kid": {"type": "string", "description": "Key id: the first 16 hex digits of SHA-256 over the raw public key; named in every signed record."},
+        "public_key_pem": {"type": "string", "description": "SubjectPublicKeyInfo PEM: the file for nginx's tronch_record_key."},
+        "public_key_path": {"type": "string", "description": "Where tronchd wrote it, beside its signing key."},
+        "validity_seconds": {"type": "integer", "description": "How long a signed record stays valid; tronchd re-signs every half of it."}}}
+
 def err(desc): return {"description": desc, "content": {"application/json": {"schema": ref("Error")}}}
 responses = {
     "BadRequest": err("Invalid input: invalid_json (also duplicate member names, nesting over 16 levels), unknown_field, invalid_field, missing_field, unknown_parameter, invalid_parameter (also invalid UTF-8, control characters or %00 in the query), invalid_id, invalid_cursor, invalid_header, bad_request (malformed HTTP, a target not starting with '/', a missing or doubled Host)."),
@@ -157,6 +164,9 @@ doc = {
    "get": {"operationId": "health", "summary": "PostgreSQL and Redis checks (no authentication)", "tags": ["ops"], "security": [],
            "responses": {"200": ok("Healthy.", ref("Health")), "503": ok("Postgres or Redis unavailable; details per check.", ref("Health")),
                          "405": resp("MethodNotAllowed")}}},
+  "/api/v1/records-key": {
+   "get": {"operationId": "recordsKey", "summary": "The public key gateways verify key records with (tronch_record_key)", "tags": ["ops"],
+           "responses": std({"200": ok("tronchd's record-signing public key.", ref("RecordsKey"))})}},
   "/api/v1/metrics": {
    "get": {"operationId": "metrics", "summary": "Prometheus metrics", "tags": ["ops"],
            "responses": std({"200": ok("Prometheus text exposition format 0.0.4.", {"type": "string"}, None, "text/plain")})}},
@@ -173,5 +183,6 @@ doc = {
   "responses": responses,
   "schemas": {"Key": key, "KeyWithSecret": key_with_secret, "RotatedKey": rotated, "Limits": limits,
               "CreateKeyRequest": create, "UpdateKeyRequest": patch, "RotateKeyRequest": rotate, "KeyList": key_list,
-              "AuditEntry": audit_entry, "AuditList": audit_list, "Usage": usage, "Check": check, "Health": health, "Error": error}}}
+              "AuditEntry": audit_entry, "AuditList": audit_list, "Usage": usage, "Check": check, "Health": health, "Error": error,
+              "RecordsKey": records_key}}}
 open(__import__("pathlib").Path(__file__).with_name("openapi.json"), "w").write(json.dumps(doc, indent=1) + "\n")

@@ -16,6 +16,10 @@ typedef struct {
     u_char                       digest[TRONCH_DIGEST_LEN];
     ngx_msec_t                   stored;        /* ngx_current_msec (monotonic, system wide) */
     ngx_uint_t                   negative;
+    /* signed records: what the zone remembers past the entry's use */
+    unsigned                     dropped:1;     /* a tombstone: never served, only remembered */
+    unsigned                     warned:1;      /* a refused record was logged for this digest */
+    int64_t                      seen_version;  /* highest genuine record version seen */
     tronch_record_t              record;
     /* room for per-key limiter state and usage counters (next issue) */
 } ngx_http_tronch_node_t;
@@ -213,6 +217,25 @@ ngx_http_tronch_remove(ngx_http_tronch_zone_ctx_t *ctx, ngx_http_tronch_node_t *
 }
 
 
+/*
+ * An event says the entry is out of date. If the node remembers a signed record's version (or a
+ * logged refusal), it stays as a tombstone so a replayed older record is still recognised;
+ * otherwise it goes. Tombstones are ordinary LRU entries: memory pressure evicts them.
+ */
+static void
+ngx_http_tronch_forget(ngx_http_tronch_zone_ctx_t *ctx, ngx_http_tronch_node_t *n)
+{
+    if (n->seen_version == 0 && !n->warned) {
+        ngx_http_tronch_remove(ctx, n);
+        return;
+    }
+
+    n->dropped = 1;
+    n->negative = 0;
+    ngx_memzero(&n->record, sizeof(tronch_record_t));
+}
+
+
 ngx_http_tronch_cache_rc_e
 ngx_http_tronch_cache_lookup(ngx_shm_zone_t *zone, const u_char *digest,
     ngx_http_tronch_loc_conf_t *lcf, ngx_http_tronch_answer_t *out)
@@ -227,7 +250,7 @@ ngx_http_tronch_cache_lookup(ngx_shm_zone_t *zone, const u_char *digest,
 
     n = ngx_http_tronch_find(ctx->sh, digest);
 
-    if (n == NULL) {
+    if (n == NULL || n->dropped) {
         rc = NGX_HTTP_TRONCH_CACHE_MISS;
         goto done;
     }
@@ -308,19 +331,11 @@ ngx_http_tronch_evict(ngx_http_tronch_zone_ctx_t *ctx, ngx_uint_t n, ngx_msec_t 
 }
 
 
-void
-ngx_http_tronch_cache_store(ngx_shm_zone_t *zone, const u_char *digest,
-    const ngx_http_tronch_answer_t *answer, ngx_atomic_uint_t generation)
+/* The digest's node, made (and put at the LRU head) if there is none; NULL if no room. Locked. */
+static ngx_http_tronch_node_t *
+ngx_http_tronch_node_get(ngx_http_tronch_zone_ctx_t *ctx, const u_char *digest)
 {
-    ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
     ngx_http_tronch_node_t      *n;
-
-    ngx_shmtx_lock(&ctx->shpool->mutex);
-
-    /* An event arrived while this answer was on its way: it may be the old record. */
-    if (ctx->sh->generation != generation) {
-        goto done;
-    }
 
     n = ngx_http_tronch_find(ctx->sh, digest);
 
@@ -336,7 +351,7 @@ ngx_http_tronch_cache_store(ngx_shm_zone_t *zone, const u_char *digest,
                 ngx_http_tronch_evict(ctx, 8, 0);
                 n = ngx_slab_alloc_locked(ctx->shpool, sizeof(ngx_http_tronch_node_t));
                 if (n == NULL) {
-                    goto done;
+                    return NULL;
                 }
             }
         }
@@ -352,13 +367,93 @@ ngx_http_tronch_cache_store(ngx_shm_zone_t *zone, const u_char *digest,
     }
 
     ngx_queue_insert_head(&ctx->sh->lru, &n->queue);
+
+    return n;
+}
+
+
+void
+ngx_http_tronch_cache_store(ngx_shm_zone_t *zone, const u_char *digest,
+    const ngx_http_tronch_answer_t *answer, ngx_atomic_uint_t generation)
+{
+    ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
+    ngx_http_tronch_node_t      *n;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    /* An event arrived while this answer was on its way: it may be the old record. */
+    if (ctx->sh->generation != generation) {
+        goto done;
+    }
+
+    n = ngx_http_tronch_node_get(ctx, digest);
+    if (n == NULL) {
+        goto done;
+    }
+
     n->stored = ngx_current_msec;
     n->negative = answer->negative;
+    n->dropped = 0;
     ngx_memcpy(&n->record, &answer->record, sizeof(tronch_record_t));
+
+    if (!answer->negative) {
+        n->warned = 0;
+        if (answer->record.version > n->seen_version) {
+            n->seen_version = answer->record.version;
+        }
+    }
 
 done:
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+
+int64_t
+ngx_http_tronch_cache_seen_version(ngx_shm_zone_t *zone, const u_char *digest)
+{
+    ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
+    ngx_http_tronch_node_t      *n;
+    int64_t                      seen;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+    n = ngx_http_tronch_find(ctx->sh, digest);
+    seen = n ? n->seen_version : 0;
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return seen;
+}
+
+
+ngx_uint_t
+ngx_http_tronch_cache_reject(ngx_shm_zone_t *zone, const u_char *digest, ngx_atomic_uint_t generation)
+{
+    ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
+    ngx_http_tronch_node_t      *n;
+    ngx_uint_t                   first;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    n = ngx_http_tronch_node_get(ctx, digest);
+    if (n == NULL) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return 1;   /* no room to remember: log it rather than never */
+    }
+
+    first = !n->warned;
+    n->warned = 1;
+
+    /* a fresh node (seen_version 0, stored 0) or no event since the lookup: cache the refusal */
+    if (ctx->sh->generation == generation || n->stored == 0) {
+        n->stored = ngx_current_msec;
+        n->negative = 1;
+        n->dropped = (ctx->sh->generation != generation);
+        ngx_memzero(&n->record, sizeof(tronch_record_t));
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return first;
 }
 
 
@@ -374,7 +469,7 @@ ngx_http_tronch_cache_drop(ngx_shm_zone_t *zone, const u_char *digest)
 
     n = ngx_http_tronch_find(ctx->sh, digest);
     if (n) {
-        ngx_http_tronch_remove(ctx, n);
+        ngx_http_tronch_forget(ctx, n);
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
@@ -413,7 +508,7 @@ ngx_http_tronch_cache_drop_negative(ngx_shm_zone_t *zone)
         next = ngx_queue_next(q);
         n = ngx_queue_data(q, ngx_http_tronch_node_t, queue);
         if (n->negative) {
-            ngx_http_tronch_remove(ctx, n);
+            ngx_http_tronch_forget(ctx, n);
         }
     }
 

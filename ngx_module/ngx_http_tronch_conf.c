@@ -97,6 +97,13 @@ ngx_command_t  ngx_http_tronch_commands[] = {
       0,
       NULL },
 
+    { ngx_string("tronch_record_key"),        /* ngx_http_tronch_records.c */
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_tronch_record_key,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("tronch_redis_sentinel_auth"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
       ngx_http_tronch_redis_auth,

@@ -315,6 +315,14 @@ ngx_http_tronch_lookup_done(void *data, ngx_http_tronch_lookup_rc_e rc, ngx_uint
     switch (rc) {
 
     case NGX_HTTP_TRONCH_LOOKUP_FOUND:
+        if (ngx_http_tronch_records_accept(r, mcf, ctx, record) != NGX_OK) {
+            /* not believable: an unknown key (cached negative by records_accept) */
+            ctx->answer.negative = 1;
+            ctx->have_answer = 1;
+            ctx->stale = 0;
+            break;
+        }
+
         ctx->answer.negative = 0;
         ngx_memcpy(&ctx->answer.record, record, sizeof(tronch_record_t));
         ctx->have_answer = 1;
@@ -640,6 +648,8 @@ ngx_http_tronch_postconfiguration(ngx_conf_t *cf)
 
     *h = ngx_http_tronch_access_handler;
 
+    ngx_http_tronch_records_postconf(cf, ngx_http_conf_get_module_main_conf(cf, ngx_http_tronch_module));
+
     return ngx_http_tronch_limit_init(cf);
 }
 
@@ -670,6 +680,10 @@ ngx_http_tronch_init_process(ngx_cycle_t *cycle)
     mcf = ngx_http_tronch_cycle_main_conf(cycle);
     if (mcf == NULL || mcf->shm_zone == NULL || mcf->redis_host.len == 0) {
         return NGX_OK;
+    }
+
+    if (ngx_http_tronch_records_init_process(cycle, mcf) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     if (ngx_http_tronch_redis_init_process(cycle, mcf) != NGX_OK) {

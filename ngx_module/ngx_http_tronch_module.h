@@ -12,6 +12,7 @@
  *   ngx_http_tronch_limit.c   the rate limiter: shm state, address limit, headers, usage counting
  *   ngx_http_tronch_usage.c   the usage flush: each second, the zone's counts to Redis
  *   ngx_http_tronch_status.c  the tronch_status handler (Prometheus text)
+ *   ngx_http_tronch_records.c signed key records: tronch_record_key, the checks on a miss
  */
 #ifndef NGX_HTTP_TRONCH_MODULE_H
 #define NGX_HTTP_TRONCH_MODULE_H
@@ -62,6 +63,7 @@ typedef struct {
     ngx_atomic_t  usage_flushes;
     ngx_atomic_t  usage_flush_errors;
     ngx_atomic_t  usage_dropped;
+    ngx_atomic_t  records_rejected;   /* records from Redis refused (signature, replay, ...) */
 } ngx_http_tronch_stats_t;
 
 
@@ -134,6 +136,7 @@ typedef struct {
     ngx_uint_t                    enabled_somewhere;
     ngx_uint_t                    limit_policy;   /* NGX_HTTP_TRONCH_POLICY_* */
     ngx_int_t                     nodes;          /* tronch_nodes */
+    ngx_array_t                  *record_keys;    /* tronch_record_key: bridge handles; NULL: none */
 } ngx_http_tronch_main_conf_t;
 
 
@@ -235,6 +238,13 @@ void ngx_http_tronch_cache_store(ngx_shm_zone_t *zone, const u_char *digest,
     const ngx_http_tronch_answer_t *answer, ngx_atomic_uint_t generation);
 void ngx_http_tronch_cache_drop(ngx_shm_zone_t *zone, const u_char *digest);
 void ngx_http_tronch_cache_drop_negative(ngx_shm_zone_t *zone);
+/* The highest record version this zone has seen for the digest (0: none). It outlives the
+ * entry's use: an event turns the entry into a tombstone that keeps it (until evicted). */
+int64_t ngx_http_tronch_cache_seen_version(ngx_shm_zone_t *zone, const u_char *digest);
+/* A refused record: cache a negative answer (unless an event came since generation); returns 1
+ * if this is the first refusal noted for the digest (log it), else 0. */
+ngx_uint_t ngx_http_tronch_cache_reject(ngx_shm_zone_t *zone, const u_char *digest,
+    ngx_atomic_uint_t generation);
 /* Events may have been missed (the subscriber reconnected): every entry is refreshed from
  * Redis on its next use, and served as stale only if Redis cannot answer. */
 void ngx_http_tronch_cache_revalidate_all(ngx_shm_zone_t *zone);
@@ -306,6 +316,14 @@ char *ngx_http_tronch_redis_auth(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 char *ngx_http_tronch_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 void ngx_http_tronch_redis_create_conf(ngx_http_tronch_redis_conf_t *rcf);
 char *ngx_http_tronch_redis_init_conf(ngx_conf_t *cf, ngx_http_tronch_main_conf_t *mcf);
+
+/* ngx_http_tronch_records.c */
+char *ngx_http_tronch_record_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+void ngx_http_tronch_records_postconf(ngx_conf_t *cf, ngx_http_tronch_main_conf_t *mcf);
+ngx_int_t ngx_http_tronch_records_init_process(ngx_cycle_t *cycle, ngx_http_tronch_main_conf_t *mcf);
+/* NGX_OK: the record may be used; NGX_DECLINED: refused as unknown (counted, logged once). */
+ngx_int_t ngx_http_tronch_records_accept(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
+    ngx_http_tronch_ctx_t *ctx, const tronch_record_t *record);
 
 /* ngx_http_tronch_status.c */
 ngx_int_t ngx_http_tronch_status_handler(ngx_http_request_t *r);

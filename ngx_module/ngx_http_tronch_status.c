@@ -127,6 +127,12 @@ ngx_http_tronch_status_handler(ngx_http_request_t *r)
         st->limit_address_limited, st->limit_address_failures, st->limit_evictions,
         st->usage_flushes, st->usage_flush_errors, st->usage_dropped);
 
+    p = ngx_sprintf(p,
+        "# HELP tronch_records_rejected_total Key records from Redis refused: unsigned, bad signature, unknown signing key, wrong key, replayed or lapsed.\n"
+        "# TYPE tronch_records_rejected_total counter\n"
+        "tronch_records_rejected_total %uA\n",
+        st->records_rejected);
+
     p = ngx_sprintf(p, "# HELP tronch_redis_latency_seconds Redis lookup round trips.\n"
                        "# TYPE tronch_redis_latency_seconds histogram\n");
     cumulative = 0;

@@ -3,6 +3,7 @@
 #include "tronch_bridge.h"
 
 #include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -15,6 +16,7 @@
 #include "tronch/key_hash.hpp"
 #include "tronch/key_record.hpp"
 #include "tronch/rate_limit.hpp"
+#include "tronch/record_signing.hpp"
 #include "tronch/redis_keys.hpp"
 
 static_assert(sizeof(tronch_cidr_t) == sizeof(tronch::Cidr), "tronch_cidr_t mirrors tronch::Cidr");
@@ -43,30 +45,14 @@ int hex_value(char c) noexcept {
 
 bool valid_result(int result) noexcept { return result >= 0 && result < TRONCH_RESULT_COUNT; }
 
-}  // namespace
+// The record keys this process verifies against (tronch_bridge_record_keys_use); never freed at exit.
+tronch::signing::Verifier* g_verifier = nullptr;
 
-extern "C" {
-
-int tronch_bridge_parse_key(const char* key, std::size_t len, int* env, uint8_t digest[TRONCH_DIGEST_LEN]) noexcept {
-    try {
-        std::string_view text(key, len);
-        tronch::ParsedKey parsed = tronch::parse_key(text);
-        if (!parsed.ok()) return -1;
-        tronch::Sha256Digest d;
-        if (!tronch::sha256(text, d)) return -2;
-        std::memcpy(digest, d.data(), d.size());
-        *env = static_cast<int>(parsed.environment);
-        return 0;
-    } catch (...) {
-        return -2;
-    }
-}
-
-int tronch_bridge_decode_record(const char* json, std::size_t len, tronch_record_t* out, char* err,
-                                std::size_t err_len) noexcept {
+// A plain record JSON into out (the fields the envelope adds are left alone).
+int decode_plain(std::string_view json, tronch_record_t* out, char* err, std::size_t err_len) noexcept {
     try {
         tronch::KeyRecord record;
-        tronch::DecodeResult result = tronch::decode_key_record(std::string_view(json, len), record);
+        tronch::DecodeResult result = tronch::decode_key_record(json, record);
         if (!result.ok) {
             if (err && err_len) copy_text(result.error, err, err_len);
             return -1;
@@ -76,7 +62,6 @@ int tronch_bridge_decode_record(const char* json, std::size_t len, tronch_record
             if (err && err_len) copy_text("record field too long for the gateway", err, err_len);
             return -1;
         }
-        std::memset(out, 0, sizeof(*out));
         copy_text(record.id, out->id, sizeof(out->id));
         copy_text(record.prefix, out->prefix, sizeof(out->prefix));
         out->env = static_cast<uint8_t>(record.environment);
@@ -102,6 +87,136 @@ int tronch_bridge_decode_record(const char* json, std::size_t len, tronch_record
     } catch (...) {
         if (err && err_len) copy_text("internal error decoding the record", err, err_len);
         return -1;
+    }
+}
+
+}  // namespace
+
+extern "C" {
+
+int tronch_bridge_parse_key(const char* key, std::size_t len, int* env, uint8_t digest[TRONCH_DIGEST_LEN]) noexcept {
+    try {
+        std::string_view text(key, len);
+        tronch::ParsedKey parsed = tronch::parse_key(text);
+        if (!parsed.ok()) return -1;
+        tronch::Sha256Digest d;
+        if (!tronch::sha256(text, d)) return -2;
+        std::memcpy(digest, d.data(), d.size());
+        *env = static_cast<int>(parsed.environment);
+        return 0;
+    } catch (...) {
+        return -2;
+    }
+}
+
+int tronch_bridge_decode_record(const char* json, std::size_t len, tronch_record_t* out, char* err,
+                                std::size_t err_len) noexcept {
+    try {
+        namespace sg = tronch::signing;
+        std::memset(out, 0, sizeof(*out));
+        std::string_view text(json, len);
+        const bool verify = g_verifier != nullptr && !g_verifier->empty();
+        // with keys in use nothing Redis holds is an error (that would be "Redis failed", and
+        // tronch_failure_mode open would pass it): it is a rejected record, refused as unknown
+        auto reject = [&](int reason) {
+            std::memset(out, 0, sizeof(*out));
+            out->rejected = static_cast<uint8_t>(reason);
+            return 0;
+        };
+        sg::Envelope envelope;
+        std::string error;
+        bool not_envelope = false;
+        if (!sg::decode_envelope(text, envelope, error, not_envelope)) {  // one JSON parse either way
+            if (not_envelope) {
+                if (verify) return reject(TRONCH_REJECT_UNSIGNED);
+                return decode_plain(text, out, err, err_len);
+            }
+            if (verify) return reject(TRONCH_REJECT_MALFORMED);
+            if (err && err_len) copy_text(error, err, err_len);
+            return -1;
+        }
+        if (verify) {
+            sg::Verdict verdict = g_verifier->verify(envelope);
+            if (verdict == sg::Verdict::unknown_kid) return reject(TRONCH_REJECT_UNKNOWN_KID);
+            if (verdict != sg::Verdict::ok) return reject(TRONCH_REJECT_BAD_SIGNATURE);
+        }
+        if (decode_plain(envelope.record, out, err, err_len) != 0) {
+            return verify ? reject(TRONCH_REJECT_MALFORMED) : -1;
+        }
+        out->signature_ok = verify ? 1 : 0;
+        out->version = envelope.version;
+        out->valid_until = envelope.valid_until;
+        for (std::size_t i = 0; i < TRONCH_DIGEST_LEN; ++i)
+            out->signed_digest[i] = static_cast<uint8_t>(hex_value(envelope.key_hash[2 * i]) << 4 |
+                                                         hex_value(envelope.key_hash[2 * i + 1]));
+        return 0;
+    } catch (...) {
+        if (err && err_len) copy_text("internal error decoding the record", err, err_len);
+        return -1;
+    }
+}
+
+void* tronch_bridge_record_key_load(const char* pem, std::size_t len, char* kid, std::size_t kid_len, char* err,
+                                    std::size_t err_len) noexcept {
+    try {
+        std::string error;
+        tronch::signing::Pkey key = tronch::signing::load_public_key(std::string_view(pem, len), error);
+        std::string id = key ? tronch::signing::key_id(key.get()) : std::string();
+        if (!key || id.empty() || kid_len <= id.size()) {
+            if (err && err_len) copy_text(key ? "cannot derive the key id" : error, err, err_len);
+            return nullptr;
+        }
+        copy_text(id, kid, kid_len);
+        return key.release();
+    } catch (...) {
+        if (err && err_len) copy_text("internal error loading the key", err, err_len);
+        return nullptr;
+    }
+}
+
+void tronch_bridge_record_key_free(void* key) noexcept { EVP_PKEY_free(static_cast<EVP_PKEY*>(key)); }
+
+int tronch_bridge_record_keys_use(void* const* keys, std::size_t n) noexcept {
+    try {
+        auto next = std::make_unique<tronch::signing::Verifier>();
+        for (std::size_t i = 0; i < n; ++i) {
+            auto* key = static_cast<EVP_PKEY*>(keys[i]);
+            if (EVP_PKEY_up_ref(key) != 1) return -1;
+            tronch::signing::Pkey owned(key);
+            std::string kid = tronch::signing::key_id(key);
+            next->add(std::move(owned), std::move(kid));
+        }
+        delete g_verifier;
+        g_verifier = next.release();
+        return 0;
+    } catch (...) {
+        return -1;
+    }
+}
+
+std::size_t tronch_bridge_record_keys_in_use(void) noexcept { return g_verifier ? g_verifier->size() : 0; }
+
+int tronch_bridge_record_check(const tronch_record_t* rec, const uint8_t digest[TRONCH_DIGEST_LEN],
+                               int64_t seen_version, int64_t now) noexcept {
+    if (rec->rejected) return rec->rejected;
+    if (!rec->signature_ok) return TRONCH_REJECT_NONE;  // no keys in use: nothing was verified
+    // not secret (the hash is the Redis name), so a plain compare
+    if (std::memcmp(rec->signed_digest, digest, TRONCH_DIGEST_LEN) != 0) return TRONCH_REJECT_WRONG_KEY;
+    if (rec->version < seen_version) return TRONCH_REJECT_OLD_VERSION;
+    if (rec->valid_until <= now) return TRONCH_REJECT_LAPSED;
+    return TRONCH_REJECT_NONE;
+}
+
+const char* tronch_bridge_reject_reason(int reason) noexcept {
+    switch (reason) {
+        case TRONCH_REJECT_UNSIGNED: return "not signed";
+        case TRONCH_REJECT_MALFORMED: return "malformed signed record";
+        case TRONCH_REJECT_UNKNOWN_KID: return "signed by a key not configured in tronch_record_key";
+        case TRONCH_REJECT_BAD_SIGNATURE: return "bad signature";
+        case TRONCH_REJECT_WRONG_KEY: return "signed for another key hash";
+        case TRONCH_REJECT_OLD_VERSION: return "older than a version already seen (replay)";
+        case TRONCH_REJECT_LAPSED: return "signature validity ended";
+        default: return "not rejected";
     }
 }
 

@@ -73,7 +73,24 @@ typedef struct {
     int64_t        limit_period;               /* seconds */
     int64_t        limit_burst;
     tronch_cidr_t  cidrs[TRONCH_MAX_CIDRS];
+    /* the signed envelope (record_signing.hpp); all zero for an unsigned record */
+    uint8_t        signature_ok;               /* verified against a tronch_record_key */
+    uint8_t        rejected;                   /* TRONCH_REJECT_*: treat as unknown */
+    int64_t        version;                    /* per key, increasing */
+    int64_t        valid_until;                /* unix seconds */
+    uint8_t        signed_digest[TRONCH_DIGEST_LEN];  /* the key hash the signature names */
 } tronch_record_t;
+
+/* Why a record from Redis is refused (tronch_record_t.rejected); 0: not refused. */
+#define TRONCH_REJECT_NONE          0
+#define TRONCH_REJECT_UNSIGNED      1   /* keys are configured but the record is not signed */
+#define TRONCH_REJECT_MALFORMED     2   /* not an envelope, or its record does not decode */
+#define TRONCH_REJECT_UNKNOWN_KID   3   /* signed by a key this gateway is not configured with */
+#define TRONCH_REJECT_BAD_SIGNATURE 4
+#define TRONCH_REJECT_WRONG_KEY     5   /* signed for another key hash (set by the module) */
+#define TRONCH_REJECT_OLD_VERSION   6   /* older than a version seen here (set by the module) */
+#define TRONCH_REJECT_LAPSED        7   /* its validity has ended (set by the module) */
+#define TRONCH_REJECT_COUNT         8
 
 /* Events on the control plane's channel. */
 #define TRONCH_EVENT_KEY_CHANGED     0
@@ -87,9 +104,34 @@ typedef struct {
 int tronch_bridge_parse_key(const char *key, size_t len, int *env,
     uint8_t digest[TRONCH_DIGEST_LEN]) TRONCH_NOEXCEPT;
 
-/* Decodes a record JSON strictly. Returns 0 on success, -1 (and a message in err) if not. */
+/*
+ * Decodes what Redis holds for a key: a signed envelope, or (only when no record key is in use in
+ * this process) a plain record JSON, strictly. Returns 0 on success, -1 (and a message in err) if
+ * not. With record keys in use, a record that fails verification is not an error: 0 is returned
+ * with out->rejected set, so that it is refused as unknown rather than treated as Redis failing.
+ * The caller still checks signed_digest, version and valid_until (tronch_bridge_record_check).
+ */
 int tronch_bridge_decode_record(const char *json, size_t len, tronch_record_t *out,
     char *err, size_t err_len) TRONCH_NOEXCEPT;
+
+/*
+ * Record keys (tronch_record_key). load: a PEM Ed25519 public key; returns a handle and its key id
+ * (NUL terminated, kid_len >= 17), or NULL and a message in err. use: from now on this process
+ * verifies records against these keys (n == 0: none, unsigned records are accepted).
+ */
+void *tronch_bridge_record_key_load(const char *pem, size_t len, char *kid, size_t kid_len,
+    char *err, size_t err_len) TRONCH_NOEXCEPT;
+void tronch_bridge_record_key_free(void *key) TRONCH_NOEXCEPT;
+int tronch_bridge_record_keys_use(void *const *keys, size_t n) TRONCH_NOEXCEPT;
+size_t tronch_bridge_record_keys_in_use(void) TRONCH_NOEXCEPT;
+/*
+ * The checks that need what the caller knows: the digest it asked for, the highest version it has
+ * seen for it (0: none) and the time. Returns TRONCH_REJECT_NONE or the reason (rec->rejected first).
+ */
+int tronch_bridge_record_check(const tronch_record_t *rec, const uint8_t digest[TRONCH_DIGEST_LEN],
+    int64_t seen_version, int64_t now) TRONCH_NOEXCEPT;
+/* A reason in words (static storage). */
+const char *tronch_bridge_reject_reason(int reason) TRONCH_NOEXCEPT;
 
 /*
  * Parses an event. Returns 0 and the type (and, for key.changed, the digest of key_hash);

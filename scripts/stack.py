@@ -126,26 +126,11 @@ def redis_password_file(who: str) -> pathlib.Path:
     return path
 
 
-def gateway_can_auth() -> bool:
-    """Whether the built module has tronch_redis_auth (a module from before issue 11 does not)."""
-    try:
-        return b"tronch_redis_auth" in pathlib.Path(h.MODULE_SO).read_bytes()
-    except OSError:
-        return False
-
-
 def render_redis_acl() -> pathlib.Path:
-    """users.acl from the template, rendered on every start (so it follows the template). When
-    the module cannot authenticate, the default user stays on without a password but with the
-    gateway's rights only, so that even then the gateway cannot write a key record."""
+    """users.acl from the template, rendered on every start (so it follows the template)."""
     gw, cp = redis_password_file("gateway"), redis_password_file("tronchd")
     text = subprocess.run(["sh", str(ACL_DIR / "render_acl.sh"), str(gw), str(cp)], check=True,
                           capture_output=True, text=True).stdout
-    if not gateway_can_auth():
-        gateway_line = next(l for l in text.splitlines() if l.startswith(f"user {REDIS_USERS['gateway']} "))
-        rights = gateway_line.split(" ", 4)[4]   # after "user tronch-gateway on #<sha>"
-        text = "\n".join(l for l in text.splitlines() if not l.startswith("user default ")) + \
-            f"\nuser default on nopass {rights}\n"
     acl = RUN_DIR / "redis" / "users.acl"
     acl.write_text(text)
     acl.chmod(0o600)
@@ -241,13 +226,14 @@ def start_nginx() -> int:
     RUN_DIR.chmod(0o755)  # workers run as nobody and must read the docroot
     prepare_prefix(prefix)
     redis = f"127.0.0.1:{PORTS['redis']}"
-    conf = render_template(GATEWAY_TEMPLATE, prefix, PORTS["gateway"], redis)
-    if gateway_can_auth():   # the gateway's own ACL user, its password read by nginx at load
-        text = conf.read_text()
-        line = f"tronch_redis {redis};"
-        assert line in text, f"{GATEWAY_TEMPLATE} lost its `tronch_redis @REDIS@;` line"
-        conf.write_text(text.replace(line, f"{line}\n    tronch_redis_auth {REDIS_USERS['gateway']} "
-                                           f"{redis_password_file('gateway')};", 1))
+    conf = render_template(GATEWAY_TEMPLATE, prefix, PORTS["gateway"], redis,
+                           {"@RECORD_KEY@": str(RUN_DIR / "tronchd" / "records.pub")})  # tronchd wrote it
+    # the gateway's own ACL user, its password read by nginx at load
+    text = conf.read_text()
+    line = f"tronch_redis {redis};"
+    assert line in text, f"{GATEWAY_TEMPLATE} lost its `tronch_redis @REDIS@;` line"
+    conf.write_text(text.replace(line, f"{line}\n    tronch_redis_auth {REDIS_USERS['gateway']} "
+                                       f"{redis_password_file('gateway')};", 1))
     check = subprocess.run([h.NGINX_BIN, "-t", "-p", str(prefix), "-c", str(conf)], capture_output=True, text=True)
     if check.returncode != 0:
         raise StepFailed(f"nginx -t refused {conf}:\n{check.stderr}")

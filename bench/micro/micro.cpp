@@ -10,6 +10,7 @@
 #include "tronch/key_format.hpp"
 #include "tronch/key_hash.hpp"
 #include "tronch/key_record.hpp"
+#include "tronch/record_signing.hpp"
 #ifdef TRONCH_MICRO_BRIDGE
 #include "tronch_bridge.h"
 #endif
@@ -101,6 +102,39 @@ void BM_encode_key_record(benchmark::State& st) {  // tronchd, once per key chan
 }
 BENCHMARK(BM_encode_key_record);
 
+// Signed records (record_signing.hpp): tronchd signs once per write; a gateway verifies on a miss.
+struct SignedRecord {
+    tronch::signing::Pkey key = tronch::signing::generate_key();
+    std::string kid = tronch::signing::key_id(key.get());
+    std::string hash = tronch::key_hash_hex(valid_key());
+    std::string envelope = tronch::signing::sign_record(key.get(), kid, hash, 7, 4'000'000'000, record_json());
+};
+
+const SignedRecord& signed_record() {
+    static const SignedRecord s;
+    return s;
+}
+
+void BM_sign_record(benchmark::State& st) {  // tronchd, once per write and per re-sign
+    const SignedRecord& s = signed_record();
+    for (auto _ : st)
+        benchmark::DoNotOptimize(tronch::signing::sign_record(s.key.get(), s.kid, s.hash, 7, 4'000'000'000, record_json()));
+}
+BENCHMARK(BM_sign_record);
+
+void BM_verify_record(benchmark::State& st) {  // envelope decode + Ed25519 verify, no record decode
+    const SignedRecord& s = signed_record();
+    tronch::signing::Verifier v;
+    std::string err;
+    if (!v.add(tronch::signing::public_key_pem(s.key.get()), err)) st.SkipWithError(err.c_str());
+    for (auto _ : st) {
+        tronch::signing::Envelope e;
+        benchmark::DoNotOptimize(tronch::signing::decode_envelope(s.envelope, e, err));
+        benchmark::DoNotOptimize(v.verify(e));
+    }
+}
+BENCHMARK(BM_verify_record);
+
 #ifdef TRONCH_MICRO_BRIDGE
 void BM_bridge_parse_key(benchmark::State& st) {  // format check + SHA-256, as on every request
     const std::string& k = valid_key();
@@ -128,6 +162,23 @@ void BM_bridge_decode_record(benchmark::State& st) {  // on every cache miss ans
     for (auto _ : st) benchmark::DoNotOptimize(tronch_bridge_decode_record(json.data(), json.size(), &rec, err, sizeof err));
 }
 BENCHMARK(BM_bridge_decode_record);
+
+void BM_bridge_decode_signed_record(benchmark::State& st) {  // a miss with tronch_record_key: all of it
+    const SignedRecord& s = signed_record();
+    std::string pem = tronch::signing::public_key_pem(s.key.get());
+    char kid[32], err[128];
+    void* key = tronch_bridge_record_key_load(pem.data(), pem.size(), kid, sizeof kid, err, sizeof err);
+    if (key == nullptr || tronch_bridge_record_keys_use(&key, 1) != 0) st.SkipWithError("no record key");
+    tronch_record_t rec;
+    for (auto _ : st) {
+        benchmark::DoNotOptimize(
+            tronch_bridge_decode_record(s.envelope.data(), s.envelope.size(), &rec, err, sizeof err));
+        if (rec.rejected) st.SkipWithError("rejected");
+    }
+    tronch_bridge_record_keys_use(nullptr, 0);
+    tronch_bridge_record_key_free(key);
+}
+BENCHMARK(BM_bridge_decode_signed_record);
 
 void BM_bridge_redis_key(benchmark::State& st) {
     uint8_t digest[TRONCH_DIGEST_LEN];

@@ -94,7 +94,7 @@ const std::vector<std::pair<std::string, std::string>>& Api::routes() {
         {"GET", "/api/v1/keys"},             {"GET", "/api/v1/keys/{id}"},
         {"PATCH", "/api/v1/keys/{id}"},      {"DELETE", "/api/v1/keys/{id}"},
         {"POST", "/api/v1/keys/{id}/rotate"}, {"GET", "/api/v1/keys/{id}/usage"},
-        {"GET", "/api/v1/audit"},
+        {"GET", "/api/v1/audit"},            {"GET", "/api/v1/records-key"},
     };
     return r;
 }
@@ -198,6 +198,17 @@ HttpResponse Api::dispatch(const HttpRequest& req, const std::string& request_id
         if (m != "GET") method_not_allowed("GET");
         HttpResponse res;
         res.body = std::string(embedded_openapi());
+        return res;
+    }
+    if (seg.size() == 3 && top == "records-key") {
+        route = "/api/v1/records-key";
+        if (m != "GET") method_not_allowed("GET");
+        check_parameters(q, {});
+        const RecordSigner& s = mirror_.signer();
+        HttpResponse res;
+        res.body = nlohmann::json{{"algorithm", "Ed25519"}, {"kid", s.kid()}, {"public_key_pem", s.public_pem()},
+                                  {"public_key_path", s.public_path()}, {"validity_seconds", s.validity_seconds()}}
+                       .dump();
         return res;
     }
     if (seg.size() == 3 && top == "audit") {

@@ -35,7 +35,8 @@ const char* kHelp =
     "  keys get ID\n"
     "  keys rotate ID [--grace SECONDS] [--if-match ETAG] [--idempotency-key K]\n"
     "  keys revoke ID [--if-match ETAG]\n"
-    "  keys usage ID [--since RFC3339] [--until RFC3339]\n";
+    "  keys usage ID [--since RFC3339] [--until RFC3339]\n"
+    "  records-key   the public key gateways verify key records with (PEM, for tronch_record_key)\n";
 
 struct Response {
     int status = 0;
@@ -147,7 +148,8 @@ int cli_main(int argc, char** argv) {
             else opt.emplace(a, args[++i]);
         } else pos.push_back(a);
     }
-    if (pos.size() < 2 || pos[0] != "keys") { std::cerr << kHelp; return 2; }
+    const bool records_key = pos.size() == 1 && pos[0] == "records-key";
+    if (!records_key && (pos.size() < 2 || pos[0] != "keys")) { std::cerr << kHelp; return 2; }
     Client c;
     if (url.rfind("http://", 0) != 0) { std::cerr << "only http:// URLs are supported\n"; return 2; }
     std::string rest = url.substr(7);
@@ -168,6 +170,20 @@ int cli_main(int argc, char** argv) {
         for (auto [a, b] = opt.equal_range(name); a != b; ++a) v.push_back(a->second);
         return v;
     };
+    if (records_key) {
+        try {
+            auto r = c.call("GET", "/api/v1/records-key");
+            if (r.status != 200) return fail(r);
+            if (as_json) { std::cout << r.body << "\n"; return 0; }
+            json k = json::parse(r.body);
+            std::cout << "# kid " << str(k["kid"]) << ", Ed25519, written by tronchd to " << str(k["public_key_path"])
+                      << "\n" << str(k["public_key_pem"]);
+            return 0;
+        } catch (const std::exception& e) {
+            std::cerr << "error: " << e.what() << "\n";
+            return 1;
+        }
+    }
     const std::string& cmd = pos[1];
     try {
         if (cmd == "create") {

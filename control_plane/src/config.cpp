@@ -50,6 +50,8 @@ void each_setting(Config& c, F&& f) {
     f("usage_interval_ms", c.usage_interval_ms);
     f("max_grace_seconds", c.max_grace_seconds);
     f("revoked_ttl_seconds", c.revoked_ttl_seconds);
+    f("record_signing_key", c.record_signing_key);
+    f("record_validity_seconds", c.record_validity_seconds);
 }
 
 // The first line of a password file, without its line end (as nginx's ssl_password_file).

@@ -35,6 +35,10 @@ struct Config {
     int usage_interval_ms = 5000;              // TRONCH_USAGE_INTERVAL_MS (usage roll-up)
     long max_grace_seconds = 30L * 86400;      // TRONCH_MAX_GRACE_SECONDS (rotation grace cap)
     long revoked_ttl_seconds = 30L * 86400;    // TRONCH_REVOKED_TTL_SECONDS (revoked/expired in Redis)
+    // TRONCH_RECORD_SIGNING_KEY: Ed25519 private key (PEM) that signs the Redis records; created
+    // (mode 0600, public key beside it) if missing. Relative paths: from the working directory.
+    std::string record_signing_key = "tronch-records.key";
+    long record_validity_seconds = 86400;      // TRONCH_RECORD_VALIDITY_SECONDS (signed validity; >= 2)
 
     // Throws std::runtime_error with a readable message on a bad file or value.
     void load_file(const std::string& path);

@@ -86,7 +86,8 @@ int serve(const Config& c) {
     RedisClient redis_api(redis_target, c.redis_timeout_ms, &metrics);
     RedisClient redis_mirror(redis_target, c.redis_timeout_ms, &metrics);
     RedisClient redis_usage(redis_target, c.redis_timeout_ms, &metrics);
-    Mirror mirror(redis_mirror, pool, metrics, c.revoked_ttl_seconds);
+    RecordSigner signer = RecordSigner::load_or_create(c.record_signing_key, c.record_validity_seconds);
+    Mirror mirror(redis_mirror, pool, metrics, signer, c.revoked_ttl_seconds);
     KeyService keys(pool, mirror, c.secret_key(), c.max_grace_seconds);
     UsageRollup rollup(redis_usage, pool, metrics);
     Api api(keys, pool, redis_api, mirror, metrics, c.admin_token);
@@ -134,7 +135,7 @@ int main(int argc, char** argv) {
         return argc < 2 ? 2 : 0;
     }
     std::string cmd = argv[1];
-    if (cmd == "keys") return cli_main(argc, argv);
+    if (cmd == "keys" || cmd == "records-key") return cli_main(argc, argv);
     if (cmd == "version" || cmd == "--version") {
         std::cout << "tronchd 0.1.0\n";
         return 0;

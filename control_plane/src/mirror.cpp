@@ -19,16 +19,19 @@ std::int64_t now_us() {
 std::vector<std::vector<std::string>> Mirror::commands_for(const KeyRow& k, std::int64_t now) const {
     std::string name = redis_keys::key_record(k.key_hash);
     std::vector<std::vector<std::string>> cmds;
+    auto signed_record = [&] { return signer_.sign(k.key_hash, k.version, encode_key_record(key_record_of(k)), now / 1000000); };
     if (k.status == "active") {
-        cmds.push_back({"SET", name, encode_key_record(key_record_of(k))});
+        cmds.push_back({"SET", name, signed_record()});
     } else if (k.status == "rotating") {
         if (k.expires_us && *k.expires_us > now) {
-            cmds.push_back({"SET", name, encode_key_record(key_record_of(k)), "PXAT", std::to_string(*k.expires_us / 1000)});
+            cmds.push_back({"SET", name, signed_record(), "PXAT", std::to_string(*k.expires_us / 1000)});
         } else {
             cmds.push_back({"DEL", name});  // grace over; the sweep marks it expired
         }
     } else {
-        cmds.push_back({"SET", name, encode_key_record(key_record_of(k)), "EX", std::to_string(revoked_ttl_)});
+        // revoked_ttl from the change, not from this write: re-signing must not keep it forever
+        std::int64_t left = revoked_ttl_ - (now - k.updated_us) / 1000000;
+        cmds.push_back({"SET", name, signed_record(), "EX", std::to_string(left > 1 ? left : 1)});
     }
     return cmds;
 }
@@ -90,7 +93,11 @@ bool Mirror::tick() noexcept {
             need = true;
             log::warn("redis master changed; re-mirroring");
         }
-        if (!need) return false;
+        if (!need) {
+            if (!resign_due()) return false;
+            resign();
+            return true;
+        }
         rebuild();
         return true;
     } catch (const std::exception& e) {
@@ -105,12 +112,26 @@ void Mirror::rebuild() {
     redis_.command({"EXISTS", std::string(redis_keys::kMirrorEpoch)});
     mirrored_master_ = redis_.master_changes();
     auto start = std::chrono::steady_clock::now();
-    pg_.with_conn([&](PgConn& c) { rebuild_locked(c, start); });  // the connection first: see sync_key
+    pg_.with_conn([&](PgConn& c) { rebuild_locked(c, start, true); });  // the connection first: see sync_key
 }
 
-void Mirror::rebuild_locked(PgConn& c, std::chrono::steady_clock::time_point start) {
+void Mirror::resign() {
+    auto start = std::chrono::steady_clock::now();
+    pg_.with_conn([&](PgConn& c) { rebuild_locked(c, start, false); });
+}
+
+bool Mirror::resign_due() const {
+    auto since = std::chrono::steady_clock::now().time_since_epoch().count() - last_full_pass_.load();
+    auto half = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::seconds(signer_.validity_seconds()) / 2);
+    return since >= half.count();
+}
+
+void Mirror::rebuild_locked(PgConn& c, std::chrono::steady_clock::time_point start, bool announce) {
     std::unique_lock lock(rebuild_mu_);
-    dirty_ = true;
+    // from here on every record written is signed at least this late
+    last_full_pass_ = std::chrono::steady_clock::now().time_since_epoch().count();
+    if (announce) dirty_ = true;
     auto rows = c.exec(std::string("SELECT ") + kKeyColumns +
                            " FROM api_keys WHERE status = 'active'"
                            " OR (status = 'rotating' AND expires_at > now())"
@@ -126,14 +147,20 @@ void Mirror::rebuild_locked(PgConn& c, std::chrono::steady_clock::time_point sta
             batch.clear();
         }
     }
-    batch.push_back({"SET", std::string(redis_keys::kMirrorEpoch), std::to_string(now / 1000000)});
-    batch.push_back({"PUBLISH", std::string(redis_keys::kEventsChannel),
-                     redis_keys::event_json({redis_keys::EventType::mirror_rebuilt, "", ""})});
-    redis_.pipeline(batch);
+    if (announce) {
+        batch.push_back({"SET", std::string(redis_keys::kMirrorEpoch), std::to_string(now / 1000000)});
+        batch.push_back({"PUBLISH", std::string(redis_keys::kEventsChannel),
+                         redis_keys::event_json({redis_keys::EventType::mirror_rebuilt, "", ""})});
+    }
+    if (!batch.empty()) redis_.pipeline(batch);
+    auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (!announce) {
+        log::info("redis mirror re-signed", {{"keys", rows.rows()}, {"duration_ms", ms}, {"kid", signer_.kid()}});
+        return;
+    }
     dirty_ = false;
     metrics_.mirror_rebuild();
-    auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    log::info("redis mirror rebuilt", {{"keys", rows.rows()}, {"duration_ms", ms}});
+    log::info("redis mirror rebuilt", {{"keys", rows.rows()}, {"duration_ms", ms}, {"kid", signer_.kid()}});
 }
 
 }  // namespace tronch::cp

@@ -10,6 +10,12 @@
 // Redis lifetimes: active -> no TTL; rotating -> PXAT grace end (drops out on time);
 // revoked/expired -> EX revoked_ttl (gateways answer "revoked"/"expired", not "unknown").
 //
+// Every record is stored signed (record_signer.hpp): an envelope naming the key hash, the row's
+// version and a validity end `record_validity_seconds` ahead. tick() re-signs the whole mirror
+// once half of that has passed since the last full pass (a rebuild, or the re-sign itself), so a
+// genuine record never lapses while tronchd runs; a superseded one lapses at most one validity
+// after it was superseded.
+//
 // If Redis cannot be written, the mirror is marked dirty and tick() rebuilds everything
 // once Redis answers again. tick() also rebuilds when the completeness mark
 // (kMirrorEpoch) is missing, i.e. Redis was flushed or restarted, and when the client has
@@ -27,6 +33,7 @@
 
 #include "db.hpp"
 #include "key_row.hpp"
+#include "record_signer.hpp"
 #include "redis_client.hpp"
 
 namespace tronch::cp {
@@ -35,8 +42,8 @@ class Metrics;
 
 class Mirror {
 public:
-    Mirror(RedisClient& redis, PgPool& pg, Metrics& metrics, long revoked_ttl_seconds)
-        : redis_(redis), pg_(pg), metrics_(metrics), revoked_ttl_(revoked_ttl_seconds) {}
+    Mirror(RedisClient& redis, PgPool& pg, Metrics& metrics, const RecordSigner& signer, long revoked_ttl_seconds)
+        : redis_(redis), pg_(pg), metrics_(metrics), signer_(signer), revoked_ttl_(revoked_ttl_seconds) {}
 
     // While held, no other write for the keys (and no rebuild) can start.
     struct Hold {
@@ -52,19 +59,26 @@ public:
     // Never throws: a failure marks the mirror dirty.
     void sync_key(const std::string& id) noexcept;
     void sync_keys(const std::vector<std::string>& ids) noexcept;
-    // Rebuild if dirty or if the epoch mark is gone. Never throws. True if it rebuilt.
+    // Rebuild if dirty or if the epoch mark is gone; re-sign if half the validity has passed
+    // since the last full pass. Never throws. True if it rebuilt (or re-signed).
     bool tick() noexcept;
     // Re-mirror every live key, set the epoch mark, publish mirror.rebuilt. Throws.
     void rebuild();
+    // Re-mirror (so re-sign) every live key; no event: nothing a gateway holds changed. Throws.
+    void resign();
     bool dirty() const { return dirty_.load(); }
+    const RecordSigner& signer() const { return signer_; }
 
 private:
-    void rebuild_locked(PgConn& c, std::chrono::steady_clock::time_point start);
+    void rebuild_locked(PgConn& c, std::chrono::steady_clock::time_point start, bool announce);
+    bool resign_due() const;
     std::vector<std::vector<std::string>> commands_for(const KeyRow& k, std::int64_t now_us) const;
     RedisClient& redis_;
     PgPool& pg_;
     Metrics& metrics_;
+    const RecordSigner& signer_;
     long revoked_ttl_;
+    std::atomic<std::int64_t> last_full_pass_{0};  // steady_clock ticks when the last full pass began
     std::atomic<bool> dirty_{true};  // nothing mirrored yet: rebuild at start-up
     std::atomic<std::uint64_t> mirrored_master_{0};  // redis_.master_changes() at the last rebuild
     std::shared_mutex rebuild_mu_;   // exclusive during a rebuild

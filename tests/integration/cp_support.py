@@ -107,3 +107,10 @@ def run_parallel(fns):
     for t in threads:
         t.join()
     return results
+
+
+def redis_record(raw) -> dict:
+    """The key record in what tronchd stored in Redis: the signed envelope's "rec" (the exact
+    bytes signed, a JSON string), decoded."""
+    outer = json.loads(raw)
+    return json.loads(outer["rec"]) if "sig" in outer else outer

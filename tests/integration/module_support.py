@@ -31,6 +31,28 @@ def new_key(env: str = "live") -> tuple[str, str]:
 
 EPOCH_KEY, EVENTS_CHANNEL = testkit("names").split()
 
+# Records are signed (Redis is not trusted): one test signing key per session, its public key in
+# every http_block by default, as tronchd's would be.
+_SIGNING_DIR = h.make_temp_dir("tronch-records-")
+RECORD_SIGNING_KEY = _SIGNING_DIR / "records.key"
+RECORD_PUBLIC_KEY = _SIGNING_DIR / "records.pub"
+RECORD_KID = testkit("signing-key", str(RECORD_SIGNING_KEY))
+
+
+def record_version() -> int:
+    """Increasing across the session, as tronchd's versions are per key: a later put wins."""
+    return time.time_ns() // 1000
+
+
+def sign(record_json: str, digest: str, *, version: int | None = None, valid_until: int | None = None,
+         signing_key=RECORD_SIGNING_KEY) -> str:
+    """The envelope tronchd would store for record_json under digest's name."""
+    version = record_version() if version is None else version
+    valid_until = int(time.time()) + 3600 if valid_until is None else valid_until
+    r = subprocess.run([str(TESTKIT), "sign", str(signing_key), digest, str(version), str(valid_until)],
+                       input=record_json, capture_output=True, text=True, check=True)
+    return r.stdout.strip()
+
 
 class Keys:
     """Writes key records into Redis the way tronchd mirrors them."""
@@ -43,8 +65,8 @@ class Keys:
 
     def put(self, key: str, digest: str, *, status: str = "active", env: str | None = None,
             expires_at: int | None = None, cidrs: tuple[str, ...] = (), key_id: str | None = None,
-            limit: tuple[int, int, int] | None = None) -> str:
-        """limit: (rate, period seconds, burst)"""
+            limit: tuple[int, int, int] | None = None, signed: bool = True) -> str:
+        """limit: (rate, period seconds, burst); signed: as tronchd stores it (else plain JSON)"""
         key_id = key_id or str(uuid.uuid4())
         args = ["record", "--id", key_id, "--key", key, "--status", status]
         if env:
@@ -55,7 +77,8 @@ class Keys:
             args += ["--cidr", c]
         if limit:
             args += ["--rate", str(limit[0]), "--period", str(limit[1]), "--burst", str(limit[2])]
-        self.r.set(testkit("redis-key", digest), testkit(*args))
+        record = testkit(*args)
+        self.r.set(testkit("redis-key", digest), sign(record, digest) if signed else record)
         return key_id
 
     def make(self, env: str = "live", **kw) -> tuple[str, str, str]:
@@ -93,11 +116,14 @@ PROTECT = """
 
 
 def http_block(redis_addr: str, *, extra_http: str = "", locations: str = "", server_extra: str = "",
-               upstream_port: int | None = None, listen_opts: str = "") -> str:
+               upstream_port: int | None = None, listen_opts: str = "",
+               record_keys: tuple = (RECORD_PUBLIC_KEY,)) -> str:
     """A server on {port} whose / is protected by tronch and proxies to an echoing upstream.
-    `locations` adds more locations (PROTECT is available as a snippet)."""
+    `locations` adds more locations (PROTECT is available as a snippet). `record_keys`: the
+    tronch_record_key files (the session's test key by default; () for none)."""
     up = upstream_port or h.free_port()
-    block = """
+    keys = "".join(f"    tronch_record_key {k};\n" for k in record_keys)
+    block = keys + """
     tronch_zone tronch_test 1m;
     tronch_redis REDIS;
     tronch_redis_timeout 200ms;

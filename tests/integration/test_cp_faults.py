@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 import tronch_harness as h
-from cp_support import Client, Events, assert_error, redis_key_name, wait_until
+from cp_support import Client, Events, assert_error, redis_key_name, redis_record, wait_until
 
 
 @pytest.fixture
@@ -82,8 +82,8 @@ def test_redis_flush_rebuilds_mirror(api, redis_client):
     redis_client.flushall()
     wait_until(lambda: redis_client.exists("tronch:mirror:epoch"), timeout=5, msg="epoch back")
     for k in keys:
-        assert json.loads(redis_client.get(redis_key_name(k["key"])))["status"] == "active"
-    assert json.loads(redis_client.get(redis_key_name(revoked["key"])))["status"] == "revoked"
+        assert redis_record(redis_client.get(redis_key_name(k["key"])))["status"] == "active"
+    assert redis_record(redis_client.get(redis_key_name(revoked["key"])))["status"] == "revoked"
     events.wait_for(lambda m: m.get("type") == "mirror.rebuilt")
     events.close()
 

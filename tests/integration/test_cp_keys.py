@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from cp_support import Client, Events, assert_error, audit_rows, redis_key_name, wait_until
+from cp_support import Client, Events, assert_error, audit_rows, redis_key_name, redis_record, wait_until
 
 KEY_RE = re.compile(r"^tronch_sk_(live|test)_[0-9A-Za-z]{49}$")
 
@@ -67,7 +67,7 @@ def test_create_returns_plaintext_once_and_mirrors(d, api, redis_client, postgre
 
     # Redis: the core record under the core name, and an event
     raw = wait_until(lambda: redis_client.get(redis_key_name(k["key"])), msg="redis record")
-    rec = json.loads(raw)
+    rec = redis_record(raw)
     assert rec["id"] == k["id"] and rec["prefix"] == k["prefix"] and rec["status"] == "active"
     assert k["key"] not in raw
     assert redis_client.ttl(redis_key_name(k["key"])) == -1
@@ -172,7 +172,7 @@ def test_patch_with_etag_audit_and_mirror(api, redis_client, postgres):
     assert p.headers["ETag"] == '"2"' and n["version"] == 2 and n["name"] == "after"
     assert n["limits"] == {"rate": 50, "period_seconds": 10, "burst": 2} and n["allowed_cidrs"] == ["2001:db8::/32"]
     events.wait_for(lambda m: m.get("id") == k["id"])
-    rec = json.loads(redis_client.get(redis_key_name(k["key"])))
+    rec = redis_record(redis_client.get(redis_key_name(k["key"])))
     assert rec["name"] == "after"
     # stale If-Match -> 412, nothing changes
     stale = api.req("PATCH", f"/api/v1/keys/{k['id']}", headers={"If-Match": '"1"'}, json_body={"name": "x"})
@@ -203,7 +203,7 @@ def test_revoke_idempotent_audit_mirror(api, redis_client, postgres):
     assert g["status"] == "revoked" and g["revoked_at"] is not None and g["version"] == 2
     events.wait_for(lambda m: m.get("id") == k["id"])
     name = redis_key_name(k["key"])
-    rec = json.loads(redis_client.get(name))
+    rec = redis_record(redis_client.get(name))
     assert rec["status"] == "revoked"
     assert 0 < redis_client.ttl(name) <= 30 * 86400  # stays so gateways answer "revoked"
     assert [x[0] for x in audit_rows(postgres, k["id"])] == ["create", "revoke"]
@@ -254,7 +254,7 @@ def test_a_revoke_racing_the_change_lands_last_in_redis(d, redis_client, via):
         t.join(timeout=60)
     assert not t.is_alive() and revoked == {k["id"] for k in made}
     for k in made:
-        rec = json.loads(redis_client.get(redis_key_name(k["key"])))
+        rec = redis_record(redis_client.get(redis_key_name(k["key"])))
         assert rec["status"] == "revoked", (k["id"], rec)
 
 

@@ -85,7 +85,7 @@ def test_openapi_document_is_valid_and_complete(api, tmp_path):
         ("get", "/api/v1/health"), ("get", "/api/v1/metrics"), ("get", "/api/v1/openapi.json"),
         ("post", "/api/v1/keys"), ("get", "/api/v1/keys"), ("get", "/api/v1/keys/{id}"),
         ("patch", "/api/v1/keys/{id}"), ("delete", "/api/v1/keys/{id}"), ("post", "/api/v1/keys/{id}/rotate"),
-        ("get", "/api/v1/keys/{id}/usage"), ("get", "/api/v1/audit")]}
+        ("get", "/api/v1/keys/{id}/usage"), ("get", "/api/v1/audit"), ("get", "/api/v1/records-key")]}
     documented = {(m, p) for p, ops in doc["paths"].items() for m in ops if m in ("get", "post", "patch", "delete", "put")}
     assert served == documented
     # ... and each one answers something other than not_found

@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 
-from cp_support import Client, Events, assert_error, audit_rows, redis_key_name, run_parallel, wait_until
+from cp_support import (Client, Events, assert_error, audit_rows, redis_key_name, redis_record, run_parallel,
+                        wait_until)
 
 
 @pytest.fixture
@@ -36,9 +37,9 @@ def test_rotate_with_grace(api, redis_client, postgres):
     old_name, new_name = redis_key_name(k["key"]), redis_key_name(new["key"])
     events.wait_for(lambda m: m.get("id") == k["id"])
     events.wait_for(lambda m: m.get("id") == new["id"])
-    assert json.loads(redis_client.get(old_name))["status"] == "rotating"
+    assert redis_record(redis_client.get(old_name))["status"] == "rotating"
     assert 3500 < redis_client.ttl(old_name) <= 3600  # drops out at the grace end
-    assert json.loads(redis_client.get(new_name))["status"] == "active"
+    assert redis_record(redis_client.get(new_name))["status"] == "active"
     assert [x[0] for x in audit_rows(postgres, k["id"])] == ["create", "rotate"]
     assert [x[0] for x in audit_rows(postgres, new["id"])] == ["create"]
     # a second rotation of the replaced key
@@ -52,7 +53,7 @@ def test_rotate_immediate_and_defaults(api, redis_client):
     assert rr.status_code == 201
     assert rr.json()["previous"]["status"] == "revoked"
     rec = wait_until(lambda: redis_client.get(redis_key_name(k["key"])))
-    assert json.loads(rec)["status"] == "revoked"
+    assert redis_record(rec)["status"] == "revoked"
     # no body: the default grace (one day)
     k2, _ = api.create()
     rr = api.req("POST", f"/api/v1/keys/{k2['id']}/rotate")
@@ -138,15 +139,15 @@ def test_grace_end_expires_old_key(api, redis_client, postgres):
     assert rr.status_code == 201
     new = rr.json()
     name = redis_key_name(k["key"])
-    assert json.loads(redis_client.get(name))["status"] == "rotating"
+    assert redis_record(redis_client.get(name))["status"] == "rotating"
     # in Postgres the sweep marks it expired (audit "expire") and publishes the change
     wait_until(lambda: api.req("GET", f"/api/v1/keys/{k['id']}").json()["status"] == "expired", timeout=8,
                msg="old key expired")
     rec = redis_client.get(name)
-    assert rec is None or json.loads(rec)["status"] == "expired"
+    assert rec is None or redis_record(rec)["status"] == "expired"
     assert [x[0] for x in audit_rows(postgres, k["id"])] == ["create", "rotate", "expire"]
     assert audit_rows(postgres, k["id"])[2][1] == "system"
-    assert json.loads(redis_client.get(redis_key_name(new["key"])))["status"] == "active"
+    assert redis_record(redis_client.get(redis_key_name(new["key"])))["status"] == "active"
     events.wait_for(lambda m: m.get("id") == k["id"])
     events.close()
 
@@ -156,5 +157,5 @@ def test_expires_at_sweeps_active_key(api, redis_client):
     at = (datetime.now(timezone.utc) + timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     k, _ = api.create(expires_at=at)
     wait_until(lambda: api.req("GET", f"/api/v1/keys/{k['id']}").json()["status"] == "expired", timeout=8)
-    wait_until(lambda: json.loads(redis_client.get(redis_key_name(k["key"])) or "{}").get("status") == "expired",
+    wait_until(lambda: redis_record(redis_client.get(redis_key_name(k["key"])) or "{}").get("status") == "expired",
                timeout=5)

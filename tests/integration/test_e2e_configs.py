@@ -14,7 +14,7 @@ import requests
 
 import tronch_harness as h
 from cp_support import Client, wait_until
-from module_support import bearer, problem
+from module_support import RECORD_PUBLIC_KEY, bearer, problem
 
 CONF_DIR = h.SOURCE_DIR / "nginx_conf"
 EXAMPLES = {"gateway.conf", "tronch.conf", "two-node.conf",
@@ -32,6 +32,7 @@ class RenderedNginx:
         self.prefix = h.make_temp_dir("tronch-example-")
         self.port = h.free_port()
         stack.prepare_prefix(self.prefix)
+        extra = {"@RECORD_KEY@": str(RECORD_PUBLIC_KEY), **(extra or {})}
         self.conf = stack.render_template(CONF_DIR / template, self.prefix, self.port, redis, extra)
 
     def nginx(self, *args: str) -> subprocess.CompletedProcess:
@@ -120,9 +121,11 @@ http {{
 
 
 def test_two_node_example_shares_keys_and_revocations(render, redis_server, redis_client, tronchd_factory):
-    api = Client(tronchd_factory())
+    d = tronchd_factory()
+    api = Client(d)
     redis = f"127.0.0.1:{redis_server.port}"
-    nodes = [render("two-node.conf", redis, {"@NODE@": name}) for name in ("a", "b")]
+    nodes = [render("two-node.conf", redis, {"@NODE@": name, "@RECORD_KEY@": str(d.record_public_key)})
+             for name in ("a", "b")]
     try:
         for node in nodes:
             node.start()

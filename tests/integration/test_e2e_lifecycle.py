@@ -12,13 +12,15 @@ import requests
 
 import tronch_harness as h
 from cp_support import Client, wait_until
-from module_support import (bearer, connection_per_worker, hit_every_worker, http_block, problem,
-                            until_all_refuse, wait_subscribers)
+from module_support import (RECORD_SIGNING_KEY, bearer, connection_per_worker, hit_every_worker, http_block,
+                            problem, until_all_refuse, wait_subscribers)
 
 WORKERS = 2
 REVOCATIONS = 50
 # The roll-up and the expiry sweep run every interval; short ones keep the test quick.
-TRONCHD_ENV = {"TRONCH_USAGE_INTERVAL_MS": "200", "TRONCH_MIRROR_INTERVAL_MS": "200"}
+# Every tronchd signs with the session's test key, the one http_block's gateways trust.
+TRONCHD_ENV = {"TRONCH_USAGE_INTERVAL_MS": "200", "TRONCH_MIRROR_INTERVAL_MS": "200",
+               "TRONCH_RECORD_SIGNING_KEY": str(RECORD_SIGNING_KEY)}
 # A sandbox location that takes test keys only, next to the protected / of http_block.
 SANDBOX = """
         location /sandbox/ {

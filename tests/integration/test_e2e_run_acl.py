@@ -53,13 +53,11 @@ def test_run_sh_redis_has_least_privilege_users(stack):
     assert requests.get(env["TRONCH_GATEWAY_URL"] + "/api/live/x", headers=bearer(key["key"]), timeout=5).status_code == 200
 
     conf = (stack.run_dir / "nginx" / "nginx.conf").read_text()
-    if "tronch_redis_auth" in conf:   # the module authenticates: its own user, the default one off
-        assert f"tronch_redis_auth {GATEWAY_USER} {redis_dir / 'gateway.password'};" in conf
-        gateway = redis_as(port, GATEWAY_USER, passwords["gateway"])
-        with pytest.raises(REFUSED, match="NOAUTH|Authentication"):
-            redis_as(port, None, None).ping()
-    else:                             # a module without tronch_redis_auth: the default user, gateway rights
-        gateway = redis_as(port, None, None)
+    # the module authenticates as its own user; the default user is off
+    assert f"tronch_redis_auth {GATEWAY_USER} {redis_dir / 'gateway.password'};" in conf
+    gateway = redis_as(port, GATEWAY_USER, passwords["gateway"])
+    with pytest.raises(REFUSED, match="NOAUTH|Authentication"):
+        redis_as(port, None, None).ping()
     record = "tronch:key:{" + "0" * 64 + "}"
     assert gateway.exists(record) == 0            # it reads key records ...
     with pytest.raises(redis.exceptions.NoPermissionError):

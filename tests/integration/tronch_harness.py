@@ -311,6 +311,7 @@ class Tronchd:
             "TRONCH_REDIS_ADDR": f"127.0.0.1:{self.redis.port}",
             "TRONCH_LISTEN": f"127.0.0.1:{self.port}",
             "TRONCH_ADMIN_TOKEN": self.admin_token,
+            "TRONCH_RECORD_SIGNING_KEY": str(self.dir / "records.key"),  # records.pub beside it
         })
         env.update(self.extra_env)
         return env
@@ -335,3 +336,8 @@ class Tronchd:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    @property
+    def record_public_key(self) -> pathlib.Path:
+        """What tronchd wrote beside its signing key (TRONCH_RECORD_SIGNING_KEY in env())."""
+        return pathlib.Path(self.env()["TRONCH_RECORD_SIGNING_KEY"]).with_suffix(".pub")

@@ -18,10 +18,22 @@
 //   tronch_testkit gcra-script              -> the Redis GCRA Lua script
 //   tronch_testkit gcra-seq <rate> <period s> <burst> <now us>...
 //      line 1: "<interval us> <capacity>", then per check: "<allowed> <remaining> <retry us> <reset us>"
-//   tronch_testkit bulk <n> live|test       -> n lines "<key> <redis key name> <record JSON>" (bench/run)
+//   tronch_testkit bulk <n> live|test [<signing key>]
+//                                           -> n lines "<key> <redis key name> <record JSON>" (bench/run);
+//                                              with a signing key, the signed envelope instead
+//   tronch_testkit signing-key <path>       -> writes an Ed25519 private key (0600) at path and its
+//                                              public key beside it (x.key -> x.pub); prints the key id
+//   tronch_testkit sign <signing key> <sha256hex> <version> <valid until>
+//                                           -> the signed envelope of the record JSON read on stdin
+#include <sys/stat.h>
+
+#include <stdexcept>
+
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +43,7 @@
 #include "tronch/key_hash.hpp"
 #include "tronch/key_record.hpp"
 #include "tronch/rate_limit.hpp"
+#include "tronch/record_signing.hpp"
 #include "tronch/redis_keys.hpp"
 
 namespace {
@@ -96,6 +109,26 @@ int make_record(const std::vector<std::string_view>& args) {
     return 0;
 }
 
+std::string read_all(std::istream& in) { return std::string(std::istreambuf_iterator<char>(in), {}); }
+
+tronch::signing::Pkey load_signing_key(std::string_view path) {
+    std::ifstream in{std::string(path)};
+    std::string error;
+    auto key = tronch::signing::load_private_key(read_all(in), error);
+    if (!key) throw std::runtime_error(std::string(path) + ": " + error);
+    return key;
+}
+
+int make_signing_key(const std::string& path) {
+    auto key = tronch::signing::generate_key();
+    std::string pub = path.ends_with(".key") ? path.substr(0, path.size() - 4) + ".pub" : path + ".pub";
+    std::ofstream(path) << tronch::signing::private_key_pem(key.get());
+    ::chmod(path.c_str(), 0600);
+    std::ofstream(pub) << tronch::signing::public_key_pem(key.get());
+    std::cout << tronch::signing::key_id(key.get()) << "\n";
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -134,7 +167,21 @@ int main(int argc, char** argv) try {
         std::cout << tronch::redis_keys::event_json(event) << "\n";
         return 0;
     }
-    if (cmd == "bulk" && args.size() == 3) {  // N keys: "<key> <redis key name> <record json>" per line
+    if (cmd == "signing-key" && args.size() == 2) return make_signing_key(std::string(args[1]));
+    if (cmd == "sign" && args.size() == 5) {
+        auto key = load_signing_key(args[1]);
+        std::string record = read_all(std::cin);
+        while (!record.empty() && record.back() == '\n') record.pop_back();
+        std::cout << tronch::signing::sign_record(key.get(), tronch::signing::key_id(key.get()), args[2],
+                                                  std::stoll(std::string(args[3])), std::stoll(std::string(args[4])),
+                                                  record)
+                  << "\n";
+        return 0;
+    }
+    if (cmd == "bulk" && (args.size() == 3 || args.size() == 4)) {  // N keys: "<key> <redis key name> <record json>" per line
+        tronch::signing::Pkey signer;
+        if (args.size() == 4) signer = load_signing_key(args[3]);
+        std::string kid = signer ? tronch::signing::key_id(signer.get()) : "";
         tronch::Environment env;
         if (!tronch::parse_environment(args[2], env)) return fail("env must be live or test");
         long n = std::stol(std::string(args[1]));
@@ -149,8 +196,10 @@ int main(int argc, char** argv) try {
             record.prefix = std::string(tronch::display_prefix(key));
             record.environment = env;
             record.status = tronch::KeyStatus::active;
-            std::cout << key << " " << tronch::redis_keys::key_record(tronch::key_hash_hex(key)) << " "
-                      << tronch::encode_key_record(record) << "\n";
+            std::string hash = tronch::key_hash_hex(key);
+            std::string json = tronch::encode_key_record(record);
+            if (signer) json = tronch::signing::sign_record(signer.get(), kid, hash, 1, 4'000'000'000, json);
+            std::cout << key << " " << tronch::redis_keys::key_record(hash) << " " << json << "\n";
         }
         return 0;
     }

@@ -10,6 +10,7 @@
 #include "tronch/key_format.hpp"
 #include "tronch/key_hash.hpp"
 #include "tronch/key_record.hpp"
+#include "tronch/record_signing.hpp"
 #include "tronch/redis_keys.hpp"
 #include "tronch_bridge.h"
 
@@ -181,4 +182,108 @@ BOOST_AUTO_TEST_CASE(limit_parse_share_headers_and_names) {
     BOOST_TEST(std::strlen(sha) == 40u);
     const std::size_t f = tronch_bridge_usage_field("id", 60, 'r', name, sizeof name);
     BOOST_TEST(std::string(name, f) == "id|60|r");
+}
+
+// Signed records (tronch_record_key): verification inside decode, the checks the module makes after.
+namespace {
+
+struct RecordKeys {  // a signing key, and its public key in use in this process for the test's duration
+    tronch::signing::Pkey key = tronch::signing::generate_key();
+    std::string kid = tronch::signing::key_id(key.get());
+    void* handle = nullptr;
+    RecordKeys() {
+        std::string pem = tronch::signing::public_key_pem(key.get());
+        char id[32], err[128];
+        handle = tronch_bridge_record_key_load(pem.data(), pem.size(), id, sizeof id, err, sizeof err);
+        BOOST_REQUIRE(handle != nullptr);
+        BOOST_REQUIRE(std::string(id) == kid);
+        BOOST_REQUIRE(tronch_bridge_record_keys_use(&handle, 1) == 0);
+    }
+    ~RecordKeys() {
+        tronch_bridge_record_keys_use(nullptr, 0);
+        tronch_bridge_record_key_free(handle);
+    }
+    std::string sign(const std::string& hash, std::int64_t version, std::int64_t until, const std::string& rec) const {
+        return tronch::signing::sign_record(key.get(), kid, hash, version, until, rec);
+    }
+};
+
+std::string a_record() {
+    tronch::KeyRecord r;
+    r.id = kId;
+    r.prefix = "tronch_sk_live_AbCdEfGh";
+    return tronch::encode_key_record(r);
+}
+
+int decode(const std::string& text, tronch_record_t& rec) {
+    char err[128];
+    return tronch_bridge_decode_record(text.data(), text.size(), &rec, err, sizeof err);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(signed_record_verifies_and_carries_what_was_signed) {
+    RecordKeys keys;
+    std::string key = tronch::generate_key(tronch::Environment::live);
+    uint8_t digest[TRONCH_DIGEST_LEN];
+    int env;
+    BOOST_REQUIRE(tronch_bridge_parse_key(key.data(), key.size(), &env, digest) == 0);
+    tronch_record_t rec;
+    BOOST_REQUIRE(decode(keys.sign(tronch::key_hash_hex(key), 42, 2'000'000'000, a_record()), rec) == 0);
+    BOOST_TEST(rec.rejected == TRONCH_REJECT_NONE);
+    BOOST_TEST(rec.signature_ok == 1);
+    BOOST_TEST(rec.version == 42);
+    BOOST_TEST(std::string(rec.id) == kId);
+    BOOST_TEST(tronch_bridge_record_check(&rec, digest, 41, 1'999'999'999) == TRONCH_REJECT_NONE);
+    BOOST_TEST(tronch_bridge_record_check(&rec, digest, 42, 1'999'999'999) == TRONCH_REJECT_NONE);
+    BOOST_TEST(tronch_bridge_record_check(&rec, digest, 43, 1'999'999'999) == TRONCH_REJECT_OLD_VERSION);
+    BOOST_TEST(tronch_bridge_record_check(&rec, digest, 0, 2'000'000'000) == TRONCH_REJECT_LAPSED);
+    digest[0] ^= 1;
+    BOOST_TEST(tronch_bridge_record_check(&rec, digest, 0, 0) == TRONCH_REJECT_WRONG_KEY);
+}
+
+BOOST_AUTO_TEST_CASE(with_keys_nothing_from_redis_is_an_error_only_a_rejection) {
+    RecordKeys keys;
+    std::string hash(64, 'a');
+    tronch_record_t rec;
+    const std::pair<std::string, int> cases[] = {
+        {a_record(), TRONCH_REJECT_UNSIGNED},
+        {"not json at all", TRONCH_REJECT_UNSIGNED},
+        {"", TRONCH_REJECT_UNSIGNED},
+        {R"({"sig":1})", TRONCH_REJECT_MALFORMED},
+        {tronch::signing::sign_record(tronch::signing::generate_key().get(), keys.kid, hash, 1, 2, a_record()),
+         TRONCH_REJECT_BAD_SIGNATURE},
+        {tronch::signing::sign_record(keys.key.get(), "0123456789abcdef", hash, 1, 2, a_record()),
+         TRONCH_REJECT_UNKNOWN_KID},
+        {keys.sign(hash, 1, 2, "{\"v\":1}"), TRONCH_REJECT_MALFORMED},  // genuine, but not a record
+    };
+    for (const auto& [text, reason] : cases) {
+        BOOST_TEST(decode(text, rec) == 0);
+        BOOST_TEST(int(rec.rejected) == reason, text);
+        BOOST_TEST(tronch_bridge_record_check(&rec, nullptr, 0, 0) == reason);
+        BOOST_TEST(std::string(tronch_bridge_reject_reason(reason)) != "not rejected");
+    }
+}
+
+BOOST_AUTO_TEST_CASE(without_keys_plain_and_signed_records_decode_unverified) {
+    tronch_record_t rec;
+    BOOST_TEST(tronch_bridge_record_keys_in_use() == 0u);
+    BOOST_TEST(decode(a_record(), rec) == 0);
+    BOOST_TEST(rec.signature_ok == 0);
+    uint8_t digest[TRONCH_DIGEST_LEN] = {};
+    BOOST_TEST(tronch_bridge_record_check(&rec, digest, 99, 0) == TRONCH_REJECT_NONE);
+    auto key = tronch::signing::generate_key();
+    BOOST_TEST(decode(tronch::signing::sign_record(key.get(), "k", std::string(64, 'b'), 3, 4, a_record()), rec) == 0);
+    BOOST_TEST(rec.signature_ok == 0);
+    BOOST_TEST(rec.version == 3);
+    BOOST_TEST(decode("garbage", rec) == -1);  // as before signing existed: Redis gave nonsense
+}
+
+BOOST_AUTO_TEST_CASE(record_key_load_refuses_what_is_not_an_ed25519_public_key) {
+    char kid[32], err[128] = "";
+    BOOST_TEST(tronch_bridge_record_key_load("nope", 4, kid, sizeof kid, err, sizeof err) == nullptr);
+    BOOST_TEST(std::strlen(err) > 0u);
+    auto key = tronch::signing::generate_key();
+    std::string priv = tronch::signing::private_key_pem(key.get());
+    BOOST_TEST(tronch_bridge_record_key_load(priv.data(), priv.size(), kid, sizeof kid, err, sizeof err) == nullptr);
 }
