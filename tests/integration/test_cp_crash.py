@@ -4,7 +4,6 @@ mirror agree), and PostgreSQL `kill -9` (tronchd answers 503 database_unavailabl
 then recovers by itself once PostgreSQL is back). Each test prints its figures."""
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -16,7 +15,7 @@ import pytest
 import requests
 
 import tronch_harness as h
-from cp_support import Client, wait_until
+from cp_support import Client, redis_record, wait_until
 
 ENV = {"TRONCH_MIRROR_INTERVAL_MS": "200", "TRONCH_PG_CONNECT_TIMEOUT_S": "2"}
 
@@ -90,7 +89,7 @@ def mirror_disagreements(pg, rd):
         kid, digest, status = row.split()
         hashes.add(digest)
         raw = r.get("tronch:key:{" + digest + "}")
-        rec = json.loads(raw) if raw else None
+        rec = redis_record(raw) if raw else None
         if not rec or rec.get("id") != kid or rec.get("status") != status:
             bad.append((kid, status, rec and rec.get("status")))
     for name in r.scan_iter("tronch:key:*"):
