@@ -588,7 +588,51 @@ ngx_http_tronch_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v, ui
 }
 
 
+/*
+ * $tronch_safe_request: $request (the request line) with every key-shaped token masked to its
+ * prefix, for access logs. A line without a key marker is used as it is; one with a marker costs
+ * one allocation from the request pool (the value is cached for the request).
+ */
+static ngx_int_t  ngx_http_tronch_request_index = NGX_ERROR;
+static ngx_str_t  ngx_http_tronch_request_name = ngx_string("request");
+
+static ngx_int_t
+ngx_http_tronch_safe_request_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+    uintptr_t data)
+{
+    ngx_http_variable_value_t  *line;
+    u_char                     *p;
+    size_t                      len;
+
+    line = ngx_http_get_indexed_variable(r, ngx_http_tronch_request_index);
+
+    if (line == NULL || line->not_found) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    *v = *line;
+
+    if (!tronch_bridge_has_key_marker((const char *) line->data, line->len)) {
+        return NGX_OK;
+    }
+
+    len = tronch_bridge_mask_bound(line->len);
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->len = tronch_bridge_mask_keys((const char *) line->data, line->len, (char *) p, len);
+    v->data = p;
+
+    return NGX_OK;
+}
+
+
 static ngx_http_variable_t  ngx_http_tronch_vars[] = {
+
+    { ngx_string("tronch_safe_request"), NULL, ngx_http_tronch_safe_request_variable, 0, 0, 0 },
 
     { ngx_string("tronch_result"), NULL, ngx_http_tronch_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
@@ -639,6 +683,11 @@ ngx_http_tronch_postconfiguration(ngx_conf_t *cf)
     }
 
     *h = ngx_http_tronch_access_handler;
+
+    ngx_http_tronch_request_index = ngx_http_get_variable_index(cf, &ngx_http_tronch_request_name);
+    if (ngx_http_tronch_request_index == NGX_ERROR) {
+        return NGX_ERROR;
+    }
 
     return ngx_http_tronch_limit_init(cf);
 }

@@ -174,6 +174,14 @@ const char *tronch_bridge_gcra_script(size_t *len) TRONCH_NOEXCEPT;
 /* The Lua script that adds usage counts (field, delta pairs) to the pending hash (static storage). */
 const char *tronch_bridge_usage_add_script(size_t *len) TRONCH_NOEXCEPT;
 
+/* Key-shaped tokens in text bound for logs ($tronch_safe_request, tronch/key_mask.hpp):
+ * whether text holds a key marker (plain or percent-encoded); the output size mask_keys needs
+ * for len bytes; the copy with every token masked to its prefix ("tronch_sk_live_***"), whose
+ * length it returns (0 if out_len is below the bound). */
+int tronch_bridge_has_key_marker(const char *text, size_t len) TRONCH_NOEXCEPT;
+size_t tronch_bridge_mask_bound(size_t len) TRONCH_NOEXCEPT;
+size_t tronch_bridge_mask_keys(const char *text, size_t len, char *out, size_t out_len) TRONCH_NOEXCEPT;
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,92 @@
+"""Hostile clients against the module (issue 12): no key material in any log of the shipped
+gateway."""
+from __future__ import annotations
+
+import socket
+import urllib.parse
+
+from test_e2e_configs import CONF_DIR, RenderedNginx
+
+
+def raw_request(port: int, data: bytes) -> int:
+    """Sends bytes as they are (duplicate and broken header lines included); the status, or 0."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(data)
+        reply = b""
+        while b"\r\n" not in reply:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    parts = reply.split(b" ", 2)
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+
+
+def get(path: str, *headers: str) -> bytes:
+    lines = [f"GET {path} HTTP/1.1", "Host: localhost", "Connection: close", *headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def needles(key: str) -> list[str]:
+    """What must never be in a log: the key, its secret part, and long pieces of both."""
+    secret = key[15:]
+    return [key, secret, secret[:12], secret[-12:], urllib.parse.quote(key, safe=""),
+            "".join(f"%{b:02X}" for b in key.encode())[45:]]
+
+
+# --- finding 1: keys in nginx's logs ---------------------------------------------------------
+
+def hostile_requests(key: str, other: str) -> list[bytes]:
+    encoded = "".join(f"%{b:02X}" for b in key.encode())
+    return [
+        get("/api/hello", f"Authorization: Bearer {key}", f"Authorization: Bearer {other}"),  # duplicate
+        get("/api/hello", "X-Note: a", f" {key}"),                         # a folded (obs-fold) line
+        get("/api/hello", f"X API Key: {key}"),                            # an invalid header name
+        get("/api/hello", f"X-API-Key: {key}\x01"),                        # a control character
+        get(f"/api/hello?api_key={key}&x=1"),                              # the query string
+        get(f"/api/hello?k={encoded}"),                                    # URL-encoded
+        get(f"/api/hello?k={key[:20]}%5F{key[21:]}"),                      # partly encoded
+        get("/api/hello", f"X-API-Key: {key}"),                            # a valid pass
+        get(f"/api/hello?again={key}", f"X-API-Key: {key}"),               # pass, key in the query too
+        get("/api/hello", f"Cookie: session=1; tronch_key={key}"),         # a cookie
+        get("/api/hello", f"Authorization: Bearer {key}", f"X-API-Key: {other}"),  # two keys
+        f"G\x01T /?k={key} HTTP/1.1\r\nHost: x\r\n\r\n".encode(),          # an invalid method
+        get("/api/hello", f"Authorization: Bearer {key[:-1]}x"),           # malformed (typo)
+    ]
+
+
+def test_no_key_material_in_any_log_of_the_shipped_gateway(redis_server, keys):
+    key, _, _ = keys.make("test")
+    other, _, _ = keys.make("live")
+    ngx = RenderedNginx("gateway.conf", f"127.0.0.1:{redis_server.port}")
+    try:
+        ngx.start()
+        statuses = [raw_request(ngx.port, req) for req in hostile_requests(key, other)]
+        print("hostile statuses:", statuses)
+    finally:
+        ngx.stop()
+    logs = {p.name: p.read_text(errors="replace") for p in (ngx.prefix / "logs").iterdir() if p.is_file()}
+    assert "access.log" in logs and "error.log" in logs, list(logs)
+    for name, text in logs.items():
+        for needle in needles(key) + needles(other):
+            assert needle not in text, f"{name} holds key material ({needle[:20]}...):\n{text}"
+    assert "tronch_sk_test_***" in logs["access.log"], logs["access.log"]   # masked, not dropped
+    assert statuses[7] == 200 and statuses[8] == 200, statuses       # the key itself works
+    assert statuses[0] == 400, statuses                              # nginx's own duplicate check
+    assert all(s and s < 500 for s in statuses), statuses
+
+
+def test_shipped_configs_keep_info_out_of_error_log():
+    """nginx logs bad header lines (with their text) at info: every shipped error_log is above it,
+    and every shipped log format uses $tronch_safe_request, never $request."""
+    for conf in CONF_DIR.glob("*.conf"):
+        text = conf.read_text()
+        for line in text.splitlines():
+            code = line.split("#", 1)[0].split()
+            if code[:1] == ["error_log"]:
+                assert code[-1].rstrip(";") in ("notice", "warn", "error", "crit", "alert", "emerg"), line
+        formats = " ".join(l.split("#", 1)[0] for l in text.splitlines())
+        assert "$request " not in formats and '$request"' not in formats, conf
+        assert "$request_uri" not in formats and "$args" not in formats, conf
+        if "log_format" in formats:
+            assert "$tronch_safe_request" in formats, conf
