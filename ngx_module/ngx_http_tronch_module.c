@@ -401,6 +401,7 @@ ngx_http_tronch_access_handler(ngx_http_request_t *r)
     ngx_http_tronch_stats_t      *st;
     ngx_table_elt_t              *elt;
     ngx_str_t                     key;
+    ngx_int_t                     rc;
     ngx_http_tronch_cache_rc_e    crc;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_tronch_module);
@@ -465,8 +466,11 @@ ngx_http_tronch_access_handler(ngx_http_request_t *r)
     }
 
     elt = NULL;
-    if (ngx_http_tronch_find_key(r, lcf, &key, &elt) != NGX_OK) {
-        return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_MISSING_KEY);
+    rc = ngx_http_tronch_find_key(r, lcf, &key, &elt);
+
+    if (rc != NGX_OK) {
+        return ngx_http_tronch_refuse(r, mcf, ctx, rc == NGX_ABORT ? TRONCH_RESULT_AMBIGUOUS_CREDENTIALS
+                                                                   : TRONCH_RESULT_MISSING_KEY);
     }
 
     ctx->key_elt = elt;

@@ -1,10 +1,18 @@
 """Hostile clients against the module (issue 12): no key material in any log of the shipped
-gateway."""
+gateway, no second key upstream (a real Python upstream records what it receives)."""
 from __future__ import annotations
 
+import http.server
+import json
 import socket
+import threading
 import urllib.parse
 
+import pytest
+import requests
+
+import tronch_harness as h
+from module_support import bearer, problem
 from test_e2e_configs import CONF_DIR, RenderedNginx
 
 
@@ -72,7 +80,7 @@ def test_no_key_material_in_any_log_of_the_shipped_gateway(redis_server, keys):
             assert needle not in text, f"{name} holds key material ({needle[:20]}...):\n{text}"
     assert "tronch_sk_test_***" in logs["access.log"], logs["access.log"]   # masked, not dropped
     assert statuses[7] == 200 and statuses[8] == 200, statuses       # the key itself works
-    assert statuses[0] == 400, statuses                              # nginx's own duplicate check
+    assert statuses[0] == 400 and statuses[10] == 400, statuses      # ambiguous: refused
     assert all(s and s < 500 for s in statuses), statuses
 
 
@@ -90,3 +98,91 @@ def test_shipped_configs_keep_info_out_of_error_log():
         assert "$request_uri" not in formats and "$args" not in formats, conf
         if "log_format" in formats:
             assert "$tronch_safe_request" in formats, conf
+
+
+# --- finding 2: a second key travels upstream --------------------------------------------------
+
+class EchoUpstream:
+    """A real upstream (Python's http.server) that records the headers of every request."""
+
+    def __init__(self):
+        self.received: list[list[tuple[str, str]]] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.received.append(list(self.headers.items()) + [("path", self.path)])
+                body = b'{"ok":true}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.port = h.free_port()
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def echo():
+    up = EchoUpstream()
+    yield up
+    up.stop()
+
+
+def upstream_block(redis_port: int, echo_port: int, extra_http: str = "") -> str:
+    upstream = (f"proxy_pass http://127.0.0.1:{echo_port};" if echo_port
+                else "root {prefix}/html; try_files /index.html =404;")   # not `return`: it runs before access
+    return f"""
+    tronch_zone tronch_test 1m;
+    tronch_redis 127.0.0.1:{redis_port};
+    tronch_redis_timeout 500ms;
+    {extra_http}
+    server {{
+        listen 127.0.0.1:{{port}};
+        location / {{ tronch on; {upstream} }}
+        location /xkey/ {{ tronch on; tronch_key_header X-API-Key; {upstream} }}
+        location /auth/ {{ tronch on; tronch_key_header Authorization; {upstream} }}
+    }}
+"""
+
+
+def test_no_key_reaches_the_upstream_in_any_combination(nginx_factory, redis_server, keys, echo):
+    ngx = nginx_factory(upstream_block(redis_server.port, echo.port))
+    k1, _, _ = keys.make("live")
+    k2, _, _ = keys.make("live")
+    variants = [  # (path, headers, expected status)
+        ("/", [f"Authorization: Bearer {k1}"], 200),
+        ("/", [f"X-API-Key: {k1}"], 200),
+        ("/", [f"Authorization: Bearer {k1}", f"X-API-Key: {k2}"], 400),
+        ("/", [f"X-API-Key: {k2}", f"Authorization: Bearer {k1}"], 400),
+        ("/", [f"Authorization: Bearer {k1}", f"X-API-Key: {k1}"], 400),
+        ("/", [f"X-API-Key: {k1}", f"X-API-Key: {k2}"], 400),
+        ("/", [f"X-API-Key: {k1}", f"x-api-key: {k2}"], 400),
+        ("/", [f"X-API-Key: {k1}", "X-API-Key: not-a-key"], 400),
+        ("/", [f"Authorization: Bearer {k1}", "X-API-Key: x"], 400),
+        ("/", [f"Authorization: Bearer {k1}", f"Authorization: Bearer {k2}"], 400),  # nginx's own
+        ("/", [f"Authorization: Bearer {k1}", "X-API-Key:  "], 200),    # blank: carries nothing
+        ("/xkey/", [f"X-API-Key: {k1}", f"X-API-Key: {k2}"], 400),
+        ("/xkey/", [f"X-API-Key: {k1}"], 200),
+        ("/auth/", [f"Authorization: Bearer {k1}"], 200),
+    ]
+    for path, headers, want in variants:
+        status = raw_request(ngx.port, get(path, *headers))
+        assert status == want, (path, headers, status)
+    r = requests.get(ngx.url("/"), headers={**bearer(k1), "X-API-Key": k2}, timeout=5)
+    assert r.status_code == 400 and problem(r)["code"] == "ambiguous_credentials"
+    assert len(echo.received) == sum(1 for *_, want in variants if want == 200)
+    seen = json.dumps(echo.received)
+    for needle in needles(k1) + needles(k2):
+        assert needle not in seen, f"key material upstream: {seen}"
+    print(f"upstream received {len(echo.received)} requests, none with key material")
