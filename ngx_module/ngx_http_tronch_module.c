@@ -218,6 +218,20 @@ ngx_http_tronch_decide(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
 }
 
 
+/* A refusal that needs no lookup; from an address out of failure budget, 429 instead (the
+ * budget's answer does not depend on the key, so it tells a guesser nothing). */
+static ngx_int_t
+ngx_http_tronch_refuse_guarded(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
+    ngx_http_tronch_loc_conf_t *lcf, ngx_http_tronch_ctx_t *ctx, ngx_uint_t result)
+{
+    if (ngx_http_tronch_limit_address_check(r, mcf, lcf, ctx) != NGX_OK) {
+        result = TRONCH_RESULT_RATE_LIMITED;
+    }
+
+    return ngx_http_tronch_refuse(r, mcf, ctx, result);
+}
+
+
 /* the suspended request */
 
 static void
@@ -460,23 +474,19 @@ ngx_http_tronch_access_handler(ngx_http_request_t *r)
         }
     }
 
-    /* brute-force guard: an address out of failure budget gets no lookup at all */
-    if (ngx_http_tronch_limit_address_check(r, mcf, lcf, ctx) != NGX_OK) {
-        return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_RATE_LIMITED);
-    }
-
     elt = NULL;
     rc = ngx_http_tronch_find_key(r, lcf, &key, &elt);
 
     if (rc != NGX_OK) {
-        return ngx_http_tronch_refuse(r, mcf, ctx, rc == NGX_ABORT ? TRONCH_RESULT_AMBIGUOUS_CREDENTIALS
-                                                                   : TRONCH_RESULT_MISSING_KEY);
+        return ngx_http_tronch_refuse_guarded(r, mcf, lcf, ctx,
+                                              rc == NGX_ABORT ? TRONCH_RESULT_AMBIGUOUS_CREDENTIALS
+                                                              : TRONCH_RESULT_MISSING_KEY);
     }
 
     ctx->key_elt = elt;
 
     if (tronch_bridge_parse_key((const char *) key.data, key.len, &ctx->key_env, ctx->digest) != 0) {
-        return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_MALFORMED_KEY);
+        return ngx_http_tronch_refuse_guarded(r, mcf, lcf, ctx, TRONCH_RESULT_MALFORMED_KEY);
     }
 
     ctx->key_parsed = 1;
@@ -485,10 +495,23 @@ ngx_http_tronch_access_handler(ngx_http_request_t *r)
     if (lcf->environment != NGX_HTTP_TRONCH_ENV_ANY
         && (ngx_uint_t) ctx->key_env != lcf->environment)
     {
-        return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_WRONG_ENVIRONMENT);
+        return ngx_http_tronch_refuse_guarded(r, mcf, lcf, ctx, TRONCH_RESULT_WRONG_ENVIRONMENT);
     }
 
     crc = ngx_http_tronch_cache_lookup(mcf->shm_zone, ctx->digest, lcf, &ctx->answer);
+
+    if (crc == NGX_HTTP_TRONCH_CACHE_HIT && !ctx->answer.negative) {
+        /* a known key needs no lookup: served even from an address out of failure budget */
+        (void) ngx_atomic_fetch_add(&st->cache_hits, 1);
+        ctx->have_answer = 1;
+        return ngx_http_tronch_decide(r, mcf, lcf, ctx);
+    }
+
+    /* brute-force guard: an address out of failure budget gets no lookup (nor an answer about
+     * a key it guessed before) */
+    if (ngx_http_tronch_limit_address_check(r, mcf, lcf, ctx) != NGX_OK) {
+        return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_RATE_LIMITED);
+    }
 
     if (crc == NGX_HTTP_TRONCH_CACHE_HIT) {
         (void) ngx_atomic_fetch_add(&st->cache_hits, 1);

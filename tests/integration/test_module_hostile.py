@@ -1,18 +1,20 @@
 """Hostile clients against the module (issue 12): no key material in any log of the shipped
-gateway, no second key upstream (a real Python upstream records what it receives)."""
+gateway, no second key upstream (a real Python upstream records what it receives), and the
+failed-auth guard that refuses lookups, not cached keys."""
 from __future__ import annotations
 
 import http.server
 import json
 import socket
 import threading
+import time
 import urllib.parse
 
 import pytest
 import requests
 
 import tronch_harness as h
-from module_support import bearer, problem
+from module_support import bearer, new_key, problem
 from test_e2e_configs import CONF_DIR, RenderedNginx
 
 
@@ -186,3 +188,72 @@ def test_no_key_reaches_the_upstream_in_any_combination(nginx_factory, redis_ser
     for needle in needles(k1) + needles(k2):
         assert needle not in seen, f"key material upstream: {seen}"
     print(f"upstream received {len(echo.received)} requests, none with key material")
+
+
+# --- finding 3: the failed-auth guard and valid keys ------------------------------------------
+
+class Monitor:
+    """Every command Redis receives (MONITOR), from a thread, until stop()."""
+
+    def __init__(self, port: int):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.sock.sendall(b"MONITOR\r\n")
+        self.data = b""
+        self.running = True
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        self.sock.settimeout(0.2)
+        while self.running:
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                break
+            self.data += chunk
+
+    def text(self) -> str:
+        time.sleep(0.3)
+        return self.data.decode(errors="replace")
+
+    def stop(self):
+        self.running = False
+        self.thread.join(5)
+        self.sock.close()
+
+
+def test_address_over_budget_still_served_for_cached_keys_only(nginx_factory, redis_server, keys):
+    ngx = nginx_factory(upstream_block(redis_server.port, 0, "tronch_address_limit rate=5r/m burst=5;"))
+    good, _, _ = keys.make("live")
+    assert requests.get(ngx.url("/"), headers=bearer(good), timeout=5).status_code == 200  # now cached
+    monitor = Monitor(redis_server.port)
+    try:
+        probe, probe_digest = new_key("live")   # a lookup within budget: MONITOR sees it
+        assert requests.get(ngx.url("/"), headers=bearer(probe), timeout=5).status_code == 401
+        codes = [requests.get(ngx.url("/"), headers=bearer(f"tronch_sk_live_bad{i}"), timeout=5).status_code
+                 for i in range(42)]
+        assert codes[-20:] == [429] * 20, codes           # malformed keys still spend and are refused
+        # over budget: the cached valid key is served, again and again
+        for _ in range(5):
+            r = requests.get(ngx.url("/"), headers=bearer(good), timeout=5)
+            assert r.status_code == 200, r.text
+        # ... but anything that needs a lookup is not, and Redis never hears of it
+        fresh, fresh_digest = new_key("live")
+        other, other_digest, _ = keys.make("live")        # valid, but not cached here yet
+        for k in (fresh, other):
+            r = requests.get(ngx.url("/"), headers=bearer(k), timeout=5)
+            assert r.status_code == 429 and problem(r)["code"] == "rate_limited", r.text
+        assert requests.get(ngx.url("/"), headers=bearer(probe), timeout=5).status_code == 429  # negative cached
+        assert requests.get(ngx.url("/"), timeout=5).status_code == 429                         # no key
+        seen = monitor.text()
+    finally:
+        monitor.stop()
+    def lookups(digest: str) -> list[str]:   # commands naming the key's record, but our own SET
+        return [line for line in seen.splitlines() if digest in line and '"SET"' not in line.upper()]
+
+    assert lookups(probe_digest), "MONITOR saw no lookup at all: the check below would prove nothing"
+    assert not lookups(fresh_digest) and not lookups(other_digest), \
+        f"a lookup from an address over budget: {lookups(fresh_digest) + lookups(other_digest)}"
+    print(f"over budget: cached key 5/5 served; 0 Redis lookups for 2 uncached keys; bad codes {codes[-5:]}")
