@@ -62,6 +62,7 @@ def hostile_requests(key: str, other: str) -> list[bytes]:
         get("/api/hello", f"Authorization: Bearer {key}", f"X-API-Key: {other}"),  # two keys
         f"G\x01T /?k={key} HTTP/1.1\r\nHost: x\r\n\r\n".encode(),          # an invalid method
         get("/api/hello", f"Authorization: Bearer {key[:-1]}x"),           # malformed (typo)
+        get(f"/nowhere/{key}"),                          # in the path: no file is opened (no [error] line)
     ]
 
 
@@ -257,3 +258,31 @@ def test_address_over_budget_still_served_for_cached_keys_only(nginx_factory, re
     assert not lookups(fresh_digest) and not lookups(other_digest), \
         f"a lookup from an address over budget: {lookups(fresh_digest) + lookups(other_digest)}"
     print(f"over budget: cached key 5/5 served; 0 Redis lookups for 2 uncached keys; bad codes {codes[-5:]}")
+
+
+# --- finding 4: the shipped examples serve nothing protected without a key --------------------
+
+@pytest.mark.parametrize("template", ["gateway.conf", "two-node.conf"])
+def test_shipped_examples_serve_nothing_protected_without_a_key(redis_server, keys, template):
+    key, _, _ = keys.make("test")
+    ngx = RenderedNginx(template, f"127.0.0.1:{redis_server.port}", {"@NODE@": "a"})
+    protected = "/api/hello" if template == "gateway.conf" else "/api/x"
+    try:
+        ngx.start()
+        page = requests.get(ngx.url(protected), headers=bearer(key), timeout=5)
+        assert page.status_code == 200, page.text
+        for path in ("/", "/index.html", "/index.html?x=1", "//index.html", "/./index.html", "/api/",
+                     "/api/hello/../../index.html", "/x/..%2Findex.html", "/nginx.conf", "/logs/error.log"):
+            r = requests.get(ngx.url(path), timeout=5)
+            assert r.status_code in (401, 404), (path, r.status_code)
+            assert page.text not in r.text, path
+        assert requests.get(ngx.url(protected), timeout=5).status_code == 401
+        for r in (page, requests.get(ngx.url("/"), timeout=5)):
+            assert r.headers["Server"] == "nginx", r.headers           # no version
+            assert not any(h.lower().startswith("x-tronch-worker") for h in r.headers), r.headers
+        assert "nginx/" not in requests.get(ngx.url("/"), timeout=5).text
+        if template == "gateway.conf":
+            assert requests.get(ngx.url("/health"), timeout=5).status_code == 200
+            assert requests.get(ngx.url("/public"), timeout=5).status_code == 200
+    finally:
+        ngx.stop()
