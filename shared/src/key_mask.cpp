@@ -12,14 +12,19 @@ int hex_digit(char c) noexcept {
     return -1;
 }
 
-// The character at text[i], decoding one %XX escape; `width` is how many bytes it took.
+bool hex_pair_at(std::string_view text, std::size_t j) noexcept {
+    return j + 1 < text.size() && hex_digit(text[j]) >= 0 && hex_digit(text[j + 1]) >= 0;
+}
+
+// The character at text[i], decoding a %XX escape, also one encoded again ("%255F" is "%5F" is
+// "_": "%25" is '%' itself, so the chain is followed); `width` is how many bytes it took.
 char decoded_at(std::string_view text, std::size_t i, std::size_t& width) noexcept {
-    if (text[i] == '%' && i + 2 < text.size()) {
-        int hi = hex_digit(text[i + 1]);
-        int lo = hex_digit(text[i + 2]);
-        if (hi >= 0 && lo >= 0) {
-            width = 3;
-            return static_cast<char>(hi << 4 | lo);
+    if (text[i] == '%') {
+        std::size_t j = i + 1;
+        while (text.substr(j, 2) == "25" && hex_pair_at(text, j + 2)) j += 2;
+        if (hex_pair_at(text, j)) {
+            width = j + 2 - i;
+            return static_cast<char>(hex_digit(text[j]) << 4 | hex_digit(text[j + 1]));
         }
     }
     width = 1;

@@ -63,6 +63,7 @@ def hostile_requests(key: str, other: str) -> list[bytes]:
         f"G\x01T /?k={key} HTTP/1.1\r\nHost: x\r\n\r\n".encode(),          # an invalid method
         get("/api/hello", f"Authorization: Bearer {key[:-1]}x"),           # malformed (typo)
         get(f"/nowhere/{key}"),                          # in the path: no file is opened (no [error] line)
+        get(f"/api/hello?k=tronch%255Fsk%255Ftest%255F{key[15:]}"),         # encoded twice
     ]
 
 

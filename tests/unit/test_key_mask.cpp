@@ -52,6 +52,10 @@ BOOST_AUTO_TEST_CASE(percent_encoded_keys_are_masked) {
     BOOST_TEST(mask(fully) == "GET /?k=tronch_sk_live_*** HTTP/1.1");
     std::string lower = "/?k=%74ronch_sk_live_%61bc";
     BOOST_TEST(mask(lower) == "/?k=tronch_sk_live_***");
+    std::string twice = "/?k=tronch%255Fsk%255Flive%255F" + kSecret + "&x";
+    BOOST_TEST(mask(twice) == "/?k=tronch_sk_live_***&x");
+    BOOST_TEST(mask("/?k=tronch%25252Fsk") == "/?k=tronch%25252Fsk");   // a '/' three times encoded
+    BOOST_TEST(mask("%25%2525%25zz%255") == "%25%2525%25zz%255");       // escapes of nothing
 }
 
 BOOST_AUTO_TEST_CASE(malformed_and_truncated_keys_are_masked_too) {
