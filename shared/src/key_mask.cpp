@@ -35,21 +35,24 @@ bool is_key_char(char c) noexcept {
     return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
 }
 
-// If the decoded text at i spells `word`, the raw index just past it; else 0.
+char lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// If the decoded text at i spells `word` (ASCII case ignored: "TRONCH_SK_LIVE_..." is no valid
+// key, but what follows may still be a real secret), the raw index just past it; else 0.
 std::size_t match_at(std::string_view text, std::size_t i, std::string_view word) noexcept {
     for (char want : word) {
         if (i >= text.size()) return 0;
         std::size_t width = 0;
-        if (decoded_at(text, i, width) != want) return 0;
+        if (lower(decoded_at(text, i, width)) != want) return 0;
         i += width;
     }
     return i;
 }
 
-// Only a 't' or a '%' can start a token: skip to the next one.
+// Only a 't', a 'T' or a '%' can start a token: skip to the next one.
 std::size_t next_candidate(std::string_view text, std::size_t from) noexcept {
     for (std::size_t i = from; i < text.size(); ++i) {
-        if (text[i] == 't' || text[i] == '%') return i;
+        if (text[i] == 't' || text[i] == 'T' || text[i] == '%') return i;
     }
     return text.size();
 }

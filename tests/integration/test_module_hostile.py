@@ -64,6 +64,7 @@ def hostile_requests(key: str, other: str) -> list[bytes]:
         get("/api/hello", f"Authorization: Bearer {key[:-1]}x"),           # malformed (typo)
         get(f"/nowhere/{key}"),                          # in the path: no file is opened (no [error] line)
         get(f"/api/hello?k=tronch%255Fsk%255Ftest%255F{key[15:]}"),         # encoded twice
+        get(f"/api/hello?k={key[:15].upper()}{key[15:]}"),                  # prefix in capitals
     ]
 
 

@@ -62,6 +62,8 @@ BOOST_AUTO_TEST_CASE(malformed_and_truncated_keys_are_masked_too) {
     BOOST_TEST(mask("a=tronch_sk_XYZ b") == "a=tronch_sk_*** b");
     BOOST_TEST(mask("tronch_sk_live_" + kSecret.substr(0, 5)) == "tronch_sk_live_***");
     BOOST_TEST(mask("tronch_sk_livex") == "tronch_sk_***");
+    BOOST_TEST(mask("x=TRONCH_SK_LIVE_" + kSecret) == "x=tronch_sk_live_***");   // case ignored
+    BOOST_TEST(mask("x=Tronch_Sk_" + kSecret) == "x=tronch_sk_***");
     BOOST_TEST(mask(kKey + kKey) == "tronch_sk_live_***");
     BOOST_TEST(mask(kKey + " " + kKey) == "tronch_sk_live_*** tronch_sk_live_***");
 }

@@ -2,7 +2,7 @@
 //
 // A key-shaped token is the key marker "tronch_sk_" followed by key characters ([0-9A-Za-z_]),
 // in plain text or percent-encoded (any character may be written %XX, as a client or a query
-// string may have it, or encoded twice: %255F). It is kept up to its environment ("tronch_sk_live_") and the rest, the
+// string may have it, or encoded twice: %255F), in any letter case. It is kept up to its environment ("tronch_sk_live_") and the rest, the
 // secret, becomes "***". Anything else is copied byte for byte. The token need not be a valid
 // key: a key with a typo is still a secret.
 #pragma once
