@@ -85,24 +85,30 @@ ngx_http_tronch_bearer(ngx_table_elt_t *auth, ngx_str_t *key)
 }
 
 
-/* The last request header with this name (case-insensitive), or NULL. */
+/* The last request header with this name (case-insensitive) and a non-blank value, or NULL;
+ * n: how many such headers the request has. */
 static ngx_table_elt_t *
-ngx_http_tronch_header(ngx_http_request_t *r, ngx_str_t *name)
+ngx_http_tronch_header(ngx_http_request_t *r, ngx_str_t *name, ngx_uint_t *n)
 {
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h, *found;
     ngx_uint_t        i;
+    ngx_str_t         value;
 
     found = NULL;
+    *n = 0;
 
     for (part = &r->headers_in.headers.part; part; part = part->next) {
         h = part->elts;
 
         for (i = 0; i < part->nelts; i++) {
             if (h[i].key.len == name->len
-                && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
+                && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0
+                && ngx_http_tronch_trimmed(h[i].value.data, h[i].value.data + h[i].value.len,
+                                           &value) == NGX_OK)
             {
                 found = &h[i];
+                (*n)++;
             }
         }
     }
@@ -114,7 +120,11 @@ ngx_http_tronch_header(ngx_http_request_t *r, ngx_str_t *name)
 /*
  * The key, from Authorization: Bearer, else X-API-Key (or only the configured header); never
  * the query string. nginx's header parser has already found Authorization
- * (r->headers_in.authorization), so the usual request needs no scan of its headers.
+ * (r->headers_in.authorization; a second one is its own 400), so with no X-API-Key the usual
+ * request costs one scan of its headers for a second key.
+ *
+ * NGX_ABORT: more than one header carrying a key (Bearer and X-API-Key, or the key header
+ * twice). Only one is taken out on pass, so guessing would send the other upstream: refused.
  */
 ngx_int_t
 ngx_http_tronch_find_key(ngx_http_request_t *r, ngx_http_tronch_loc_conf_t *lcf,
@@ -122,9 +132,11 @@ ngx_http_tronch_find_key(ngx_http_request_t *r, ngx_http_tronch_loc_conf_t *lcf,
 {
     static ngx_str_t   api_key = ngx_string("X-API-Key");
     ngx_str_t         *want;
-    ngx_table_elt_t   *h;
+    ngx_table_elt_t   *h, *bearer;
+    ngx_uint_t         n;
 
     want = &lcf->key_header;
+    bearer = NULL;
 
     if (want->len == 0
         || (want->len == sizeof("Authorization") - 1
@@ -133,18 +145,30 @@ ngx_http_tronch_find_key(ngx_http_request_t *r, ngx_http_tronch_loc_conf_t *lcf,
         h = r->headers_in.authorization;
 
         if (ngx_http_tronch_bearer(h, key) == NGX_OK) {
-            *elt = h;
-            return NGX_OK;
+            bearer = h;
         }
 
         if (want->len) {
-            return NGX_DECLINED;
+            if (bearer == NULL) {
+                return NGX_DECLINED;
+            }
+            *elt = bearer;
+            return NGX_OK;
         }
 
         want = &api_key;
     }
 
-    h = ngx_http_tronch_header(r, want);
+    h = ngx_http_tronch_header(r, want, &n);
+
+    if (n > 1 || (n == 1 && bearer)) {
+        return NGX_ABORT;
+    }
+
+    if (bearer) {
+        *elt = bearer;
+        return NGX_OK;
+    }
 
     if (h == NULL || ngx_http_tronch_trimmed(h->value.data, h->value.data + h->value.len, key) != NGX_OK) {
         return NGX_DECLINED;

@@ -218,6 +218,20 @@ ngx_http_tronch_decide(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
 }
 
 
+/* A refusal that needs no lookup; from an address out of failure budget, 429 instead (the
+ * budget's answer does not depend on the key, so it tells a guesser nothing). */
+static ngx_int_t
+ngx_http_tronch_refuse_guarded(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
+    ngx_http_tronch_loc_conf_t *lcf, ngx_http_tronch_ctx_t *ctx, ngx_uint_t result)
+{
+    if (ngx_http_tronch_limit_address_check(r, mcf, lcf, ctx) != NGX_OK) {
+        result = TRONCH_RESULT_RATE_LIMITED;
+    }
+
+    return ngx_http_tronch_refuse(r, mcf, ctx, result);
+}
+
+
 /* the suspended request */
 
 static void
@@ -409,6 +423,7 @@ ngx_http_tronch_access_handler(ngx_http_request_t *r)
     ngx_http_tronch_stats_t      *st;
     ngx_table_elt_t              *elt;
     ngx_str_t                     key;
+    ngx_int_t                     rc;
     ngx_http_tronch_cache_rc_e    crc;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_tronch_module);
@@ -467,20 +482,19 @@ ngx_http_tronch_access_handler(ngx_http_request_t *r)
         }
     }
 
-    /* brute-force guard: an address out of failure budget gets no lookup at all */
-    if (ngx_http_tronch_limit_address_check(r, mcf, lcf, ctx) != NGX_OK) {
-        return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_RATE_LIMITED);
-    }
-
     elt = NULL;
-    if (ngx_http_tronch_find_key(r, lcf, &key, &elt) != NGX_OK) {
-        return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_MISSING_KEY);
+    rc = ngx_http_tronch_find_key(r, lcf, &key, &elt);
+
+    if (rc != NGX_OK) {
+        return ngx_http_tronch_refuse_guarded(r, mcf, lcf, ctx,
+                                              rc == NGX_ABORT ? TRONCH_RESULT_AMBIGUOUS_CREDENTIALS
+                                                              : TRONCH_RESULT_MISSING_KEY);
     }
 
     ctx->key_elt = elt;
 
     if (tronch_bridge_parse_key((const char *) key.data, key.len, &ctx->key_env, ctx->digest) != 0) {
-        return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_MALFORMED_KEY);
+        return ngx_http_tronch_refuse_guarded(r, mcf, lcf, ctx, TRONCH_RESULT_MALFORMED_KEY);
     }
 
     ctx->key_parsed = 1;
@@ -489,10 +503,23 @@ ngx_http_tronch_access_handler(ngx_http_request_t *r)
     if (lcf->environment != NGX_HTTP_TRONCH_ENV_ANY
         && (ngx_uint_t) ctx->key_env != lcf->environment)
     {
-        return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_WRONG_ENVIRONMENT);
+        return ngx_http_tronch_refuse_guarded(r, mcf, lcf, ctx, TRONCH_RESULT_WRONG_ENVIRONMENT);
     }
 
     crc = ngx_http_tronch_cache_lookup(mcf->shm_zone, ctx->digest, lcf, &ctx->answer);
+
+    if (crc == NGX_HTTP_TRONCH_CACHE_HIT && !ctx->answer.negative) {
+        /* a known key needs no lookup: served even from an address out of failure budget */
+        (void) ngx_atomic_fetch_add(&st->cache_hits, 1);
+        ctx->have_answer = 1;
+        return ngx_http_tronch_decide(r, mcf, lcf, ctx);
+    }
+
+    /* brute-force guard: an address out of failure budget gets no lookup (nor an answer about
+     * a key it guessed before) */
+    if (ngx_http_tronch_limit_address_check(r, mcf, lcf, ctx) != NGX_OK) {
+        return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_RATE_LIMITED);
+    }
 
     if (crc == NGX_HTTP_TRONCH_CACHE_HIT) {
         (void) ngx_atomic_fetch_add(&st->cache_hits, 1);
@@ -596,7 +623,51 @@ ngx_http_tronch_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v, ui
 }
 
 
+/*
+ * $tronch_safe_request: $request (the request line) with every key-shaped token masked to its
+ * prefix, for access logs. A line without a key marker is used as it is; one with a marker costs
+ * one allocation from the request pool (the value is cached for the request).
+ */
+static ngx_int_t  ngx_http_tronch_request_index = NGX_ERROR;
+static ngx_str_t  ngx_http_tronch_request_name = ngx_string("request");
+
+static ngx_int_t
+ngx_http_tronch_safe_request_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+    uintptr_t data)
+{
+    ngx_http_variable_value_t  *line;
+    u_char                     *p;
+    size_t                      len;
+
+    line = ngx_http_get_indexed_variable(r, ngx_http_tronch_request_index);
+
+    if (line == NULL || line->not_found) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    *v = *line;
+
+    if (!tronch_bridge_has_key_marker((const char *) line->data, line->len)) {
+        return NGX_OK;
+    }
+
+    len = tronch_bridge_mask_bound(line->len);
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->len = tronch_bridge_mask_keys((const char *) line->data, line->len, (char *) p, len);
+    v->data = p;
+
+    return NGX_OK;
+}
+
+
 static ngx_http_variable_t  ngx_http_tronch_vars[] = {
+
+    { ngx_string("tronch_safe_request"), NULL, ngx_http_tronch_safe_request_variable, 0, 0, 0 },
 
     { ngx_string("tronch_result"), NULL, ngx_http_tronch_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
@@ -649,6 +720,11 @@ ngx_http_tronch_postconfiguration(ngx_conf_t *cf)
     *h = ngx_http_tronch_access_handler;
 
     ngx_http_tronch_records_postconf(cf, ngx_http_conf_get_module_main_conf(cf, ngx_http_tronch_module));
+
+    ngx_http_tronch_request_index = ngx_http_get_variable_index(cf, &ngx_http_tronch_request_name);
+    if (ngx_http_tronch_request_index == NGX_ERROR) {
+        return NGX_ERROR;
+    }
 
     return ngx_http_tronch_limit_init(cf);
 }

@@ -14,6 +14,7 @@
 #include "tronch/errors.hpp"
 #include "tronch/key_format.hpp"
 #include "tronch/key_hash.hpp"
+#include "tronch/key_mask.hpp"
 #include "tronch/key_record.hpp"
 #include "tronch/rate_limit.hpp"
 #include "tronch/record_signing.hpp"
@@ -455,6 +456,16 @@ const char* tronch_bridge_gcra_script(std::size_t* len) noexcept {
 const char* tronch_bridge_usage_add_script(std::size_t* len) noexcept {
     *len = tronch::redis_keys::kUsageAddLuaScript.size();
     return tronch::redis_keys::kUsageAddLuaScript.data();
+}
+
+int tronch_bridge_has_key_marker(const char* text, std::size_t len) noexcept {
+    return tronch::contains_key_marker(std::string_view(text, len)) ? 1 : 0;
+}
+
+std::size_t tronch_bridge_mask_bound(std::size_t len) noexcept { return tronch::masked_size_bound(len); }
+
+std::size_t tronch_bridge_mask_keys(const char* text, std::size_t len, char* out, std::size_t out_len) noexcept {
+    return tronch::mask_keys(std::string_view(text, len), out, out_len);
 }
 
 }  // extern "C"

@@ -49,6 +49,7 @@ typedef enum {
     TRONCH_RESULT_HTTPS_REQUIRED,
     TRONCH_RESULT_AUTH_UNAVAILABLE,
     TRONCH_RESULT_RATE_LIMITED,
+    TRONCH_RESULT_AMBIGUOUS_CREDENTIALS,
     TRONCH_RESULT_COUNT
 } tronch_result_e;
 
@@ -215,6 +216,14 @@ int tronch_bridge_gcra_script_sha1(char out[41]) TRONCH_NOEXCEPT;
 const char *tronch_bridge_gcra_script(size_t *len) TRONCH_NOEXCEPT;
 /* The Lua script that adds usage counts (field, delta pairs) to the pending hash (static storage). */
 const char *tronch_bridge_usage_add_script(size_t *len) TRONCH_NOEXCEPT;
+
+/* Key-shaped tokens in text bound for logs ($tronch_safe_request, tronch/key_mask.hpp):
+ * whether text holds a key marker (plain or percent-encoded); the output size mask_keys needs
+ * for len bytes; the copy with every token masked to its prefix ("tronch_sk_live_***"), whose
+ * length it returns (0 if out_len is below the bound). */
+int tronch_bridge_has_key_marker(const char *text, size_t len) TRONCH_NOEXCEPT;
+size_t tronch_bridge_mask_bound(size_t len) TRONCH_NOEXCEPT;
+size_t tronch_bridge_mask_keys(const char *text, size_t len, char *out, size_t out_len) TRONCH_NOEXCEPT;
 
 #ifdef __cplusplus
 }

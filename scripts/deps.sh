@@ -19,6 +19,9 @@ TRONCH_PACKAGES=(
   openssl  # the TLS tests make their CA and certificates with the openssl command
 )
 
+# Only for ./test.sh --fuzz: clang with libFuzzer and the sanitizer runtimes (Debian 12: clang 14).
+TRONCH_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
+
 tronch_sudo() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }

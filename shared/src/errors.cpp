@@ -29,6 +29,10 @@ constexpr std::array<AuthResultInfo, kResultCount> kResults = {{
      "The API key could not be checked right now; retry shortly."},
     {AuthResult::rate_limited, 429, "rate_limited", "Too many requests",
      "Too many requests; retry after the number of seconds in Retry-After."},
+    // Two keys (Authorization and X-API-Key, or one header twice): refused rather than guess, so
+    // the other key can never travel upstream.
+    {AuthResult::ambiguous_credentials, 400, "ambiguous_credentials", "Ambiguous credentials",
+     "The request carries more than one API key header; send exactly one."},
 }};
 
 // A row out of place would pair a result with another's status: check order at compile time.

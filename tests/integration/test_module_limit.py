@@ -126,7 +126,9 @@ def test_address_limit_and_no_key_quota_spent(ngx, keys):
     assert problem(last)["code"] == "rate_limited"
     assert last.headers["X-RateLimit-Limit"] == "5"
     assert int(last.headers["Retry-After"]) >= 1
-    # the address is out of budget: even the good key is refused here, before any lookup
+    # the address is out of budget: the good key was never looked up (refused at /live/ by its
+    # environment alone), so it would need a lookup, and gets 429 instead (a cached key would pass:
+    # test_module_hostile.py)
     assert requests.get(ngx.url("/"), headers=bearer(key), timeout=5).status_code == 429
     # where no address limit applies, the key's quota is untouched
     r = requests.get(ngx.url("/nolimit/"), headers=bearer(key), timeout=5)

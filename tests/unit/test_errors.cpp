@@ -27,6 +27,7 @@ constexpr Expected kExpected[] = {
     {AuthResult::https_required, 403, "https_required"},
     {AuthResult::auth_unavailable, 503, "auth_unavailable"},
     {AuthResult::rate_limited, 429, "rate_limited"},
+    {AuthResult::ambiguous_credentials, 400, "ambiguous_credentials"},
 };
 static_assert(std::size(kExpected) == static_cast<std::size_t>(AuthResult::count_));
 

@@ -18,6 +18,7 @@ enum class AuthResult : unsigned char {
     https_required,
     auth_unavailable,
     rate_limited,
+    ambiguous_credentials,  // more than one header carrying a key: which one is meant?
     count_  // not a result: the number of results
 };
 
