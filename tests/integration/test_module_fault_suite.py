@@ -15,9 +15,11 @@ import requests
 
 import tronch_harness as h
 from cp_support import Client, redis_key_name, wait_until
-from module_support import bearer, command_calls, http_block, status_metrics
+from module_support import RECORD_SIGNING_KEY, bearer, command_calls, http_block, status_metrics
 
-TRONCHD_ENV = {"TRONCH_USAGE_INTERVAL_MS": "200", "TRONCH_MIRROR_INTERVAL_MS": "200"}
+# tronchd signs with the session's test key, the one http_block's tronch_record_key trusts
+TRONCHD_ENV = {"TRONCH_USAGE_INTERVAL_MS": "200", "TRONCH_MIRROR_INTERVAL_MS": "200",
+               "TRONCH_RECORD_SIGNING_KEY": str(RECORD_SIGNING_KEY)}
 REDIS_TIMEOUT = 0.2     # http_block's tronch_redis_timeout
 
 
