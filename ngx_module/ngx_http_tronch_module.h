@@ -63,6 +63,7 @@ typedef struct {
     ngx_atomic_t  usage_flushes;
     ngx_atomic_t  usage_flush_errors;
     ngx_atomic_t  usage_dropped;
+    ngx_atomic_t  usage_lost;         /* counted requests whose flush Redis never took */
     ngx_atomic_t  records_rejected;   /* records from Redis refused (signature, replay, ...) */
 } ngx_http_tronch_stats_t;
 
@@ -307,8 +308,9 @@ ngx_uint_t ngx_http_tronch_redis_ready(void);
 ngx_http_tronch_pending_t *ngx_http_tronch_redis_gcra(const char *key_id, const tronch_limit_t *limit,
     ngx_http_tronch_gcra_done_pt done, void *data);
 /* One usage command (argv as for redisFormatCommandArgv), fire and forget on the command link;
- * a refusal is counted in usage_flush_errors. */
-ngx_int_t ngx_http_tronch_redis_usage(int argc, const char **argv, const size_t *argvlen);
+ * a refusal is counted in usage_flush_errors, and the `requests` it carried in usage_lost. */
+ngx_int_t ngx_http_tronch_redis_usage(int argc, const char **argv, const size_t *argvlen,
+    ngx_uint_t requests);
 
 /* ngx_http_tronch_redis_conf.c */
 char *ngx_http_tronch_redis_addr(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);

@@ -29,15 +29,21 @@ ngx_http_tronch_redis_ready(void)
 static void
 ngx_http_tronch_usage_reply(ngx_http_tronch_rconn_t *rc, redisReply *reply, void *privdata)
 {
+    ngx_http_tronch_stats_t  *st;
+
     (void) rc;
-    (void) privdata;
 
     if (ngx_http_tronch_redis_mcf == NULL || ngx_http_tronch_redis_exiting) {
         return;
     }
 
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-        (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone)->usage_flush_errors, 1);
+        /* No reply (the link died, or timed out) or a refusal: the counts the command carried
+         * are taken out of shm already, so they are counted as lost. Without a reply this is an
+         * upper bound: Redis may have applied the command before the link went. */
+        st = ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone);
+        (void) ngx_atomic_fetch_add(&st->usage_flush_errors, 1);
+        (void) ngx_atomic_fetch_add(&st->usage_lost, (ngx_atomic_int_t) (uintptr_t) privdata);
         if (reply) {
             ngx_log_error(NGX_LOG_ERR, ngx_http_tronch_redis_log, 0,
                           "tronch: redis usage flush failed: %s", reply->str);
@@ -47,15 +53,17 @@ ngx_http_tronch_usage_reply(ngx_http_tronch_rconn_t *rc, redisReply *reply, void
 
 
 ngx_int_t
-ngx_http_tronch_redis_usage(int argc, const char **argv, const size_t *argvlen)
+ngx_http_tronch_redis_usage(int argc, const char **argv, const size_t *argvlen,
+    ngx_uint_t requests)
 {
     if (!ngx_http_tronch_redis_ready()) {
         return NGX_ERROR;
     }
 
-    /* the command is encoded into the connection's buffer here: argv may be reused at once */
+    /* the command is encoded into the connection's buffer here: argv may be reused at once;
+     * the reply callback gets the count it carries, to count it as lost if Redis never takes it */
     if (ngx_http_tronch_rconn_command_argv(&ngx_http_tronch_cmd_link.rc, ngx_http_tronch_usage_reply,
-                                           NULL, argc, argv, argvlen)
+                                           (void *) (uintptr_t) requests, argc, argv, argvlen)
         != NGX_OK)
     {
         return NGX_ERROR;

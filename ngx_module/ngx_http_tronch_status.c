@@ -122,10 +122,13 @@ ngx_http_tronch_status_handler(ngx_http_request_t *r)
         "tronch_usage_flush_errors_total %uA\n"
         "# HELP tronch_usage_dropped_total Counted requests lost because their state was evicted before a flush (zone too small).\n"
         "# TYPE tronch_usage_dropped_total counter\n"
-        "tronch_usage_dropped_total %uA\n",
+        "tronch_usage_dropped_total %uA\n"
+        "# HELP tronch_usage_lost_total Counted requests whose flush Redis never took (it failed, refused it, or died before answering: an upper bound).\n"
+        "# TYPE tronch_usage_lost_total counter\n"
+        "tronch_usage_lost_total %uA\n",
         st->limit_allowed, st->limit_limited, st->limit_degraded, st->limit_script_reloads,
         st->limit_address_limited, st->limit_address_failures, st->limit_evictions,
-        st->usage_flushes, st->usage_flush_errors, st->usage_dropped);
+        st->usage_flushes, st->usage_flush_errors, st->usage_dropped, st->usage_lost);
 
     p = ngx_sprintf(p,
         "# HELP tronch_records_rejected_total Key records from Redis refused: unsigned, bad signature, unknown signing key, wrong key, replayed or lapsed.\n"

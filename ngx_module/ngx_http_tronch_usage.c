@@ -23,6 +23,7 @@ typedef struct {
     const char                  *seen[2 + 2 * NGX_HTTP_TRONCH_FLUSH_CHUNK];
     size_t                       seen_len[2 + 2 * NGX_HTTP_TRONCH_FLUSH_CHUNK];
     int                          seen_argc;
+    ngx_uint_t                   requests;   /* the request counts the add command carries */
     u_char                      *free;
     u_char                       text[3 * NGX_HTTP_TRONCH_FLUSH_CHUNK
                                       * (NGX_HTTP_TRONCH_FIELD_MAX + NGX_INT64_LEN)];
@@ -56,6 +57,7 @@ ngx_http_tronch_flush_cmd_reset(ngx_http_tronch_flush_cmd_t *cmd)
     cmd->seen_len[1] = cmd->add_len[3];
     cmd->seen_argc = 2;
 
+    cmd->requests = 0;
     cmd->free = cmd->text;
 }
 
@@ -101,18 +103,25 @@ ngx_http_tronch_flush_cmd_field(ngx_http_tronch_flush_cmd_t *cmd, const char *id
 }
 
 
-/* Sends what the chunk holds; returns the number of commands not sent. */
+/* Sends what the chunk holds; returns the number of commands not sent. The counts of an add
+ * command that could not be sent are lost (they left shm): counted in usage_lost. */
 static ngx_uint_t
 ngx_http_tronch_flush_cmd_send(ngx_http_tronch_flush_cmd_t *cmd)
 {
     ngx_uint_t  failed = 0;
 
-    if (cmd->add_argc > 4) {
-        failed += (ngx_http_tronch_redis_usage(cmd->add_argc, cmd->add, cmd->add_len) != NGX_OK);
+    if (cmd->add_argc > 4
+        && ngx_http_tronch_redis_usage(cmd->add_argc, cmd->add, cmd->add_len, cmd->requests)
+           != NGX_OK)
+    {
+        failed++;
+        (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(ngx_http_tronch_flush_mcf->shm_zone)->usage_lost,
+                                    cmd->requests);
     }
 
     if (cmd->seen_argc > 2) {
-        failed += (ngx_http_tronch_redis_usage(cmd->seen_argc, cmd->seen, cmd->seen_len) != NGX_OK);
+        failed += (ngx_http_tronch_redis_usage(cmd->seen_argc, cmd->seen, cmd->seen_len, 0)
+                   != NGX_OK);
     }
 
     return failed;
@@ -151,8 +160,11 @@ ngx_http_tronch_flush_handler(ngx_event_t *ev)
             u = &ngx_http_tronch_flush_buf[i];
 
             if (u->requests) {
-                failed += (ngx_http_tronch_flush_cmd_field(cmd, u->id, bucket, 'r', u->requests)
-                           != NGX_OK);
+                if (ngx_http_tronch_flush_cmd_field(cmd, u->id, bucket, 'r', u->requests) == NGX_OK) {
+                    cmd->requests += u->requests;
+                } else {
+                    failed++;
+                }
             }
 
             if (u->errors) {

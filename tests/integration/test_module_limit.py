@@ -231,3 +231,20 @@ def test_usage_of_many_keys_goes_in_a_few_commands(ngx, keys, redis_client):
     assert 1 <= calls.get("eval", 0) <= flushes + 1 and 1 <= calls.get("hset", 0) <= flushes + 1, (calls, flushes)
     assert calls.get("hincrby") == len(ids), calls
     assert metrics["tronch_usage_flush_errors_total"] == 0 and metrics["tronch_usage_dropped_total"] == 0
+
+
+def test_usage_redis_refuses_is_counted_as_lost(ngx, keys, redis_client):
+    """Counts leave shm when they are flushed: if Redis refuses the flush (here: the pending hash is
+    of the wrong type, so the script's HINCRBY fails), they are counted as lost, never silently."""
+    key, _, _ = keys.make("live")
+    redis_client.set("tronch:usage:pending", "not a hash")
+    for _ in range(7):
+        assert requests.get(ngx.url("/"), headers=bearer(key), timeout=5).status_code == 200
+    deadline = time.monotonic() + 5
+    while status_metrics(ngx)["tronch_usage_lost_total"] < 7:
+        assert time.monotonic() < deadline, status_metrics(ngx)
+        time.sleep(0.1)
+    metrics = status_metrics(ngx)
+    assert metrics["tronch_usage_lost_total"] == 7, metrics
+    assert metrics["tronch_usage_flush_errors_total"] >= 1, metrics
+    assert redis_client.get("tronch:usage:pending") == "not a hash"
