@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 import tronch_harness as h
+from cp_support import Client
 from module_support import Keys
 
 
@@ -70,3 +71,15 @@ def keys(redis_client):
     k = Keys(redis_client)
     k.mark_mirror_complete()
     return k
+
+
+@pytest.fixture
+def d(tronchd_factory, redis_client):
+    """A started tronchd over an emptied Redis (redis_client flushes it first)."""
+    return tronchd_factory()
+
+
+@pytest.fixture
+def api(d):
+    """An admin REST client of d."""
+    return Client(d)

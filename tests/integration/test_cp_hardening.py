@@ -13,16 +13,6 @@ from cp_support import Client, assert_error
 JSON = {"Content-Type": "application/json"}
 
 
-@pytest.fixture
-def d(tronchd_factory, redis_client):
-    return tronchd_factory()
-
-
-@pytest.fixture
-def api(d):
-    return Client(d)
-
-
 def post_raw(api, path, text, method="POST"):
     return api.req(method, path, data=text.encode(), headers=JSON)
 
