@@ -5,7 +5,7 @@ import pytest
 
 import tronch_harness as h
 from cp_support import Client
-from module_support import Keys
+from module_support import flushed_client, mirrored_keys
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +24,7 @@ def redis_server():
 
 @pytest.fixture
 def redis_client(redis_server):
-    client = redis_server.client()
-    client.flushall()
-    return client
+    return flushed_client(redis_server)
 
 
 @pytest.fixture
@@ -66,11 +64,8 @@ def tronchd_factory(postgres, redis_server):
 
 @pytest.fixture
 def keys(redis_client):
-    """Writes key records to the shared Redis, with the mirror-complete mark set (so misses are
-    cached as negative, as in production)."""
-    k = Keys(redis_client)
-    k.mark_mirror_complete()
-    return k
+    """Writes key records to the shared Redis, as tronchd mirrors them."""
+    return mirrored_keys(redis_client)
 
 
 @pytest.fixture
