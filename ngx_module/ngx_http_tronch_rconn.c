@@ -212,23 +212,36 @@ ngx_http_tronch_rconn_queue(ngx_http_tronch_rconn_t *rc, ngx_http_tronch_reply_p
 }
 
 
-ngx_int_t
-ngx_http_tronch_rconn_command(ngx_http_tronch_rconn_t *rc, ngx_http_tronch_reply_pt handler, void *data,
-    const char *fmt, ...)
+/* Formats a printf-style command (hiredis' format) and queues it; shared by command and subscribe. */
+static ngx_int_t
+ngx_http_tronch_rconn_vcommand(ngx_http_tronch_rconn_t *rc, ngx_http_tronch_reply_pt handler, void *data,
+    ngx_uint_t push, const char *fmt, va_list ap)
 {
-    va_list   ap;
-    char     *cmd;
-    int       len;
+    char  *cmd;
+    int    len;
 
     if (rc->peer.connection == NULL) {
         return NGX_ERROR;
     }
 
-    va_start(ap, fmt);
     len = redisvFormatCommand(&cmd, fmt, ap);
+
+    return ngx_http_tronch_rconn_queue(rc, handler, data, push, cmd, len);
+}
+
+
+ngx_int_t
+ngx_http_tronch_rconn_command(ngx_http_tronch_rconn_t *rc, ngx_http_tronch_reply_pt handler, void *data,
+    const char *fmt, ...)
+{
+    va_list    ap;
+    ngx_int_t  rv;
+
+    va_start(ap, fmt);
+    rv = ngx_http_tronch_rconn_vcommand(rc, handler, data, 0, fmt, ap);
     va_end(ap);
 
-    return ngx_http_tronch_rconn_queue(rc, handler, data, 0, cmd, len);
+    return rv;
 }
 
 
@@ -252,19 +265,14 @@ ngx_http_tronch_rconn_command_argv(ngx_http_tronch_rconn_t *rc, ngx_http_tronch_
 ngx_int_t
 ngx_http_tronch_rconn_subscribe(ngx_http_tronch_rconn_t *rc, const char *fmt, ...)
 {
-    va_list   ap;
-    char     *cmd;
-    int       len;
-
-    if (rc->peer.connection == NULL) {
-        return NGX_ERROR;
-    }
+    va_list    ap;
+    ngx_int_t  rv;
 
     va_start(ap, fmt);
-    len = redisvFormatCommand(&cmd, fmt, ap);
+    rv = ngx_http_tronch_rconn_vcommand(rc, NULL, NULL, 1, fmt, ap);
     va_end(ap);
 
-    return ngx_http_tronch_rconn_queue(rc, NULL, NULL, 1, cmd, len);
+    return rv;
 }
 
 
