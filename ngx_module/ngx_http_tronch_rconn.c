@@ -278,15 +278,34 @@ ngx_http_tronch_rconn_subscribe(ngx_http_tronch_rconn_t *rc, const char *fmt, ..
 
 /* input */
 
+/* Answers the oldest waiting command with reply (NULL: no reply). Its slot is freed before the
+ * handler runs, so the handler may queue a command that reuses it. */
+static void
+ngx_http_tronch_rconn_answer(ngx_http_tronch_rconn_t *rc, redisReply *reply)
+{
+    ngx_queue_t              *q;
+    ngx_http_tronch_rcb_t    *cb;
+    ngx_http_tronch_reply_pt  handler;
+    void                     *data;
+
+    q = ngx_queue_head(&rc->waiting);
+    ngx_queue_remove(q);
+    cb = ngx_queue_data(q, ngx_http_tronch_rcb_t, queue);
+    handler = cb->handler;
+    data = cb->data;
+    ngx_queue_insert_head(&rc->free, &cb->queue);
+
+    if (handler) {
+        handler(rc, reply, data);
+    }
+}
+
+
 /* Hands one reply to its callback (or to push). NGX_DONE if the connection closed meanwhile. */
 static ngx_int_t
 ngx_http_tronch_rconn_dispatch(ngx_http_tronch_rconn_t *rc, redisReply *reply)
 {
-    ngx_queue_t            *q;
-    ngx_http_tronch_rcb_t  *cb;
-    ngx_http_tronch_reply_pt handler;
-    void                   *data;
-    ngx_uint_t              generation = rc->generation;
+    ngx_uint_t  generation = rc->generation;
 
     if (ngx_queue_empty(&rc->waiting)) {
         if (rc->push) {
@@ -294,16 +313,7 @@ ngx_http_tronch_rconn_dispatch(ngx_http_tronch_rconn_t *rc, redisReply *reply)
         }
 
     } else {
-        q = ngx_queue_head(&rc->waiting);
-        ngx_queue_remove(q);
-        cb = ngx_queue_data(q, ngx_http_tronch_rcb_t, queue);
-        handler = cb->handler;
-        data = cb->data;
-        ngx_queue_insert_head(&rc->free, &cb->queue);
-
-        if (handler) {
-            handler(rc, reply, data);
-        }
+        ngx_http_tronch_rconn_answer(rc, reply);
     }
 
     return rc->generation == generation ? NGX_OK : NGX_DONE;
@@ -698,11 +708,7 @@ ngx_http_tronch_rconn_connect(ngx_http_tronch_rconn_t *rc, ngx_http_tronch_raddr
 void
 ngx_http_tronch_rconn_close(ngx_http_tronch_rconn_t *rc)
 {
-    ngx_connection_t       *c = rc->peer.connection;
-    ngx_queue_t            *q;
-    ngx_http_tronch_rcb_t  *cb;
-    ngx_http_tronch_reply_pt handler;
-    void                   *data;
+    ngx_connection_t  *c = rc->peer.connection;
 
     rc->peer.connection = NULL;
     rc->connecting = 0;
@@ -733,16 +739,7 @@ ngx_http_tronch_rconn_close(ngx_http_tronch_rconn_t *rc)
 
     /* every waiting command hears "no reply" once; a handler may queue nothing (we are closed) */
     while (!ngx_queue_empty(&rc->waiting)) {
-        q = ngx_queue_head(&rc->waiting);
-        ngx_queue_remove(q);
-        cb = ngx_queue_data(q, ngx_http_tronch_rcb_t, queue);
-        handler = cb->handler;
-        data = cb->data;
-        ngx_queue_insert_head(&rc->free, &cb->queue);
-
-        if (handler) {
-            handler(rc, NULL, data);
-        }
+        ngx_http_tronch_rconn_answer(rc, NULL);
     }
 }
 
