@@ -212,23 +212,36 @@ ngx_http_tronch_rconn_queue(ngx_http_tronch_rconn_t *rc, ngx_http_tronch_reply_p
 }
 
 
-ngx_int_t
-ngx_http_tronch_rconn_command(ngx_http_tronch_rconn_t *rc, ngx_http_tronch_reply_pt handler, void *data,
-    const char *fmt, ...)
+/* Formats a printf-style command (hiredis' format) and queues it; shared by command and subscribe. */
+static ngx_int_t
+ngx_http_tronch_rconn_vcommand(ngx_http_tronch_rconn_t *rc, ngx_http_tronch_reply_pt handler, void *data,
+    ngx_uint_t push, const char *fmt, va_list ap)
 {
-    va_list   ap;
-    char     *cmd;
-    int       len;
+    char  *cmd;
+    int    len;
 
     if (rc->peer.connection == NULL) {
         return NGX_ERROR;
     }
 
-    va_start(ap, fmt);
     len = redisvFormatCommand(&cmd, fmt, ap);
+
+    return ngx_http_tronch_rconn_queue(rc, handler, data, push, cmd, len);
+}
+
+
+ngx_int_t
+ngx_http_tronch_rconn_command(ngx_http_tronch_rconn_t *rc, ngx_http_tronch_reply_pt handler, void *data,
+    const char *fmt, ...)
+{
+    va_list    ap;
+    ngx_int_t  rv;
+
+    va_start(ap, fmt);
+    rv = ngx_http_tronch_rconn_vcommand(rc, handler, data, 0, fmt, ap);
     va_end(ap);
 
-    return ngx_http_tronch_rconn_queue(rc, handler, data, 0, cmd, len);
+    return rv;
 }
 
 
@@ -252,33 +265,47 @@ ngx_http_tronch_rconn_command_argv(ngx_http_tronch_rconn_t *rc, ngx_http_tronch_
 ngx_int_t
 ngx_http_tronch_rconn_subscribe(ngx_http_tronch_rconn_t *rc, const char *fmt, ...)
 {
-    va_list   ap;
-    char     *cmd;
-    int       len;
-
-    if (rc->peer.connection == NULL) {
-        return NGX_ERROR;
-    }
+    va_list    ap;
+    ngx_int_t  rv;
 
     va_start(ap, fmt);
-    len = redisvFormatCommand(&cmd, fmt, ap);
+    rv = ngx_http_tronch_rconn_vcommand(rc, NULL, NULL, 1, fmt, ap);
     va_end(ap);
 
-    return ngx_http_tronch_rconn_queue(rc, NULL, NULL, 1, cmd, len);
+    return rv;
 }
 
 
 /* input */
 
+/* Answers the oldest waiting command with reply (NULL: no reply). Its slot is freed before the
+ * handler runs, so the handler may queue a command that reuses it. */
+static void
+ngx_http_tronch_rconn_answer(ngx_http_tronch_rconn_t *rc, redisReply *reply)
+{
+    ngx_queue_t              *q;
+    ngx_http_tronch_rcb_t    *cb;
+    ngx_http_tronch_reply_pt  handler;
+    void                     *data;
+
+    q = ngx_queue_head(&rc->waiting);
+    ngx_queue_remove(q);
+    cb = ngx_queue_data(q, ngx_http_tronch_rcb_t, queue);
+    handler = cb->handler;
+    data = cb->data;
+    ngx_queue_insert_head(&rc->free, &cb->queue);
+
+    if (handler) {
+        handler(rc, reply, data);
+    }
+}
+
+
 /* Hands one reply to its callback (or to push). NGX_DONE if the connection closed meanwhile. */
 static ngx_int_t
 ngx_http_tronch_rconn_dispatch(ngx_http_tronch_rconn_t *rc, redisReply *reply)
 {
-    ngx_queue_t            *q;
-    ngx_http_tronch_rcb_t  *cb;
-    ngx_http_tronch_reply_pt handler;
-    void                   *data;
-    ngx_uint_t              generation = rc->generation;
+    ngx_uint_t  generation = rc->generation;
 
     if (ngx_queue_empty(&rc->waiting)) {
         if (rc->push) {
@@ -286,16 +313,7 @@ ngx_http_tronch_rconn_dispatch(ngx_http_tronch_rconn_t *rc, redisReply *reply)
         }
 
     } else {
-        q = ngx_queue_head(&rc->waiting);
-        ngx_queue_remove(q);
-        cb = ngx_queue_data(q, ngx_http_tronch_rcb_t, queue);
-        handler = cb->handler;
-        data = cb->data;
-        ngx_queue_insert_head(&rc->free, &cb->queue);
-
-        if (handler) {
-            handler(rc, reply, data);
-        }
+        ngx_http_tronch_rconn_answer(rc, reply);
     }
 
     return rc->generation == generation ? NGX_OK : NGX_DONE;
@@ -690,11 +708,7 @@ ngx_http_tronch_rconn_connect(ngx_http_tronch_rconn_t *rc, ngx_http_tronch_raddr
 void
 ngx_http_tronch_rconn_close(ngx_http_tronch_rconn_t *rc)
 {
-    ngx_connection_t       *c = rc->peer.connection;
-    ngx_queue_t            *q;
-    ngx_http_tronch_rcb_t  *cb;
-    ngx_http_tronch_reply_pt handler;
-    void                   *data;
+    ngx_connection_t  *c = rc->peer.connection;
 
     rc->peer.connection = NULL;
     rc->connecting = 0;
@@ -725,16 +739,7 @@ ngx_http_tronch_rconn_close(ngx_http_tronch_rconn_t *rc)
 
     /* every waiting command hears "no reply" once; a handler may queue nothing (we are closed) */
     while (!ngx_queue_empty(&rc->waiting)) {
-        q = ngx_queue_head(&rc->waiting);
-        ngx_queue_remove(q);
-        cb = ngx_queue_data(q, ngx_http_tronch_rcb_t, queue);
-        handler = cb->handler;
-        data = cb->data;
-        ngx_queue_insert_head(&rc->free, &cb->queue);
-
-        if (handler) {
-            handler(rc, NULL, data);
-        }
+        ngx_http_tronch_rconn_answer(rc, NULL);
     }
 }
 

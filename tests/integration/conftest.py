@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 import tronch_harness as h
-from module_support import Keys
+from cp_support import Client
+from module_support import flushed_client, mirrored_keys
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +24,7 @@ def redis_server():
 
 @pytest.fixture
 def redis_client(redis_server):
-    client = redis_server.client()
-    client.flushall()
-    return client
+    return flushed_client(redis_server)
 
 
 @pytest.fixture
@@ -65,8 +64,17 @@ def tronchd_factory(postgres, redis_server):
 
 @pytest.fixture
 def keys(redis_client):
-    """Writes key records to the shared Redis, with the mirror-complete mark set (so misses are
-    cached as negative, as in production)."""
-    k = Keys(redis_client)
-    k.mark_mirror_complete()
-    return k
+    """Writes key records to the shared Redis, as tronchd mirrors them."""
+    return mirrored_keys(redis_client)
+
+
+@pytest.fixture
+def d(tronchd_factory, redis_client):
+    """A started tronchd over an emptied Redis (redis_client flushes it first)."""
+    return tronchd_factory()
+
+
+@pytest.fixture
+def api(d):
+    """An admin REST client of d."""
+    return Client(d)

@@ -94,6 +94,21 @@ class Keys:
         return self.r.publish(EVENTS_CHANNEL, testkit("event", "--rebuilt"))
 
 
+
+def flushed_client(server):
+    """An admin client of a Redis server (plain or TLS), emptied so each test starts clean."""
+    client = server.client()
+    client.flushall()
+    return client
+
+
+def mirrored_keys(client) -> Keys:
+    """Keys over client with the mirror-complete mark set (so misses are cached as negative, as
+    in production)."""
+    k = Keys(client)
+    k.mark_mirror_complete()
+    return k
+
 def command_calls(client) -> dict[str, int]:
     stats = client.info("commandstats")
     return {name.removeprefix("cmdstat_"): v["calls"] for name, v in stats.items()}

@@ -3,24 +3,14 @@ before its fix. Every refusal is a 4xx with the usual JSON error body."""
 from __future__ import annotations
 
 import json
-import socket
 import uuid
 
 import pytest
 
+import tronch_harness as h
 from cp_support import Client, assert_error
 
 JSON = {"Content-Type": "application/json"}
-
-
-@pytest.fixture
-def d(tronchd_factory, redis_client):
-    return tronchd_factory()
-
-
-@pytest.fixture
-def api(d):
-    return Client(d)
 
 
 def post_raw(api, path, text, method="POST"):
@@ -164,27 +154,7 @@ def test_duplicate_member_names_in_patch_and_rotate(api):
 
 def raw(d, data: bytes) -> tuple[int, dict, bytes]:
     """Sends bytes as they are; returns (status, headers, body) of the first response."""
-    with socket.create_connection(("127.0.0.1", d.port), timeout=10) as s:
-        s.sendall(data)
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-        head, _, body = buf.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        want = int(headers.get("content-length", "0"))
-        while len(body) < want:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            body += chunk
-        return int(lines[0].split()[1]), headers, body
+    return h.raw_http(d.port, data, timeout=10)
 
 
 def assert_raw_error(result, status=400, code="bad_request"):
@@ -245,7 +215,6 @@ def test_no_store_and_nosniff_headers(api):
 
 
 def test_health_does_not_echo_driver_errors(tronchd_factory, postgres, redis_server):
-    import tronch_harness as h
     srv = h.Redis().start()
     d = tronchd_factory(start=False, extra_env={"TRONCH_PG_CONNECT_TIMEOUT_S": "2"})
     d.redis = srv

@@ -4,12 +4,12 @@ may have been created or changed (row counts, the keys' versions, Redis records)
 from __future__ import annotations
 
 import json
-import socket
 import uuid
 
 import pytest
 
 from cp_support import Client
+from tronch_harness import raw_http
 
 HTTP_CASES = []  # (label, method, path, headers, body bytes or None, expected status, expected code or None)
 
@@ -246,33 +246,6 @@ RAW_CASES = [
 ]
 
 
-def raw_exchange(port: int, data: bytes) -> tuple[int, dict, bytes]:
-    with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
-        try:
-            s.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-        head, _, body = buf.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        want = int(headers.get("content-length", "0"))
-        while len(body) < want:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            body += chunk
-        return int(lines[0].split()[1]), headers, body
-
-
 def snapshot(postgres, redis_client):
     q = ("SELECT (SELECT count(*) FROM api_keys), (SELECT count(*) FROM audit_log), "
          "(SELECT count(*) FROM idempotency_keys), (SELECT string_agg(id || ':' || version || ':' || status || ':' || name, ',' "
@@ -322,7 +295,7 @@ def test_hostile_table(tronchd_factory, redis_client, postgres):
 
     auth_line = f"Authorization: Bearer {token}\r\n".encode()
     for label, data in RAW_CASES:
-        st, headers, body = raw_exchange(d.port, data.replace(b"{AUTH}", auth_line))
+        st, headers, body = raw_http(d.port, data.replace(b"{AUTH}", auth_line), timeout=15)
         statuses[st] = statuses.get(st, 0) + 1
         problem = check(st, headers.get("content-type", ""), body, None, None)
         if problem:

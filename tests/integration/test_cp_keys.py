@@ -13,16 +13,6 @@ from cp_support import Client, Events, assert_error, audit_rows, redis_key_name,
 KEY_RE = re.compile(r"^tronch_sk_(live|test)_[0-9A-Za-z]{49}$")
 
 
-@pytest.fixture
-def d(tronchd_factory, redis_client):
-    return tronchd_factory()
-
-
-@pytest.fixture
-def api(d):
-    return Client(d)
-
-
 def test_auth_required_everywhere_but_health(d, api):
     assert api.req("GET", "/api/v1/health", auth=False).status_code == 200
     for method, path in [("GET", "/api/v1/keys"), ("POST", "/api/v1/keys"), ("GET", "/api/v1/audit"),

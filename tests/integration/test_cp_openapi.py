@@ -15,7 +15,6 @@ import jsonschema
 import pytest
 
 import tronch_harness as h
-from cp_support import Client
 
 LINT_SRC = h.SOURCE_DIR / "tests" / "openapi"
 LINT_DIR = h.BUILD_DIR / "openapi-lint"
@@ -40,16 +39,6 @@ def redocly() -> str:
         assert out.returncode == 0, "npm ci of @redocly/cli failed:\n" + out.stdout[-3000:] + out.stderr[-3000:]
     assert binary.exists()
     return str(binary)
-
-
-@pytest.fixture
-def d(tronchd_factory, redis_client):
-    return tronchd_factory()
-
-
-@pytest.fixture
-def api(d):
-    return Client(d)
 
 
 def test_generator_output_is_the_committed_document(tmp_path):

@@ -20,16 +20,7 @@ from test_e2e_configs import CONF_DIR, RenderedNginx
 
 def raw_request(port: int, data: bytes) -> int:
     """Sends bytes as they are (duplicate and broken header lines included); the status, or 0."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(data)
-        reply = b""
-        while b"\r\n" not in reply:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            reply += chunk
-    parts = reply.split(b" ", 2)
-    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+    return h.raw_http(port, data, timeout=5)[0]
 
 
 def get(path: str, *headers: str) -> bytes:

@@ -15,8 +15,8 @@ import requests
 
 import redis_servers as rs
 import tronch_harness as h
-from module_support import (Keys, bearer, new_key, connection_per_worker, hit_every_worker, http_block, problem,
-                            until_all_refuse, wait_subscribers)
+from module_support import (bearer, new_key, connection_per_worker, flushed_client, hit_every_worker, http_block,
+                            mirrored_keys, problem, until_all_refuse, wait_subscribers)
 
 WORKERS = 2
 
@@ -40,16 +40,12 @@ def tls_redis(pki, users):
 
 @pytest.fixture
 def admin(tls_redis):
-    c = tls_redis.client()
-    c.flushall()
-    return c
+    return flushed_client(tls_redis)
 
 
 @pytest.fixture
 def keys(admin):
-    k = Keys(admin)
-    k.mark_mirror_complete()
-    return k
+    return mirrored_keys(admin)
 
 
 def tls_conf(pki, users, *, ca=None, password_file=None, name=None, client_cert=True, extra="") -> str:
@@ -274,8 +270,7 @@ def test_unix_socket(nginx_factory):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     h.wait_for_port(srv.port, proc=srv.proc)
     try:
-        k = Keys(srv.client())
-        k.mark_mirror_complete()
+        k = mirrored_keys(srv.client())
         ngx = nginx_factory(http_block(f"unix:{sock}"), workers=1)
         key, _, _ = k.make("live")
         until(lambda: requests.get(ngx.url("/"), headers=bearer(key), timeout=5).status_code == 200)

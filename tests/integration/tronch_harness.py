@@ -341,3 +341,35 @@ class Tronchd:
     def record_public_key(self) -> pathlib.Path:
         """What tronchd wrote beside its signing key (TRONCH_RECORD_SIGNING_KEY in env())."""
         return pathlib.Path(self.env()["TRONCH_RECORD_SIGNING_KEY"]).with_suffix(".pub")
+
+
+def raw_http(port: int, data: bytes, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+    """Sends bytes as they are (broken or duplicate header lines included) to 127.0.0.1:port and
+    returns (status, headers with lower-case names, body) of the first response; status 0 if the
+    reply has no status line. A server that answers and closes before reading everything is fine."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        head, _, body = buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        want = int(headers.get("content-length", "0"))
+        while len(body) < want:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    parts = lines[0].split(" ", 2)
+    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+    return status, headers, body
