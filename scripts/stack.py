@@ -229,11 +229,11 @@ def start_nginx() -> int:
     conf = render_template(GATEWAY_TEMPLATE, prefix, PORTS["gateway"], redis,
                            {"@RECORD_KEY@": str(RUN_DIR / "tronchd" / "records.pub")})  # tronchd wrote it
     # the gateway's own ACL user, its password read by nginx at load
-    text = conf.read_text()
-    line = f"tronch_redis {redis};"
-    assert line in text, f"{GATEWAY_TEMPLATE} lost its `tronch_redis @REDIS@;` line"
-    conf.write_text(text.replace(line, f"{line}\n    tronch_redis_auth {REDIS_USERS['gateway']} "
-                                       f"{redis_password_file('gateway')};", 1))
+    lines = conf.read_text().splitlines(keepends=True)
+    at = next((i for i, l in enumerate(lines) if l.strip().startswith(f"tronch_redis {redis};")), None)
+    assert at is not None, f"{GATEWAY_TEMPLATE} lost its `tronch_redis @REDIS@;` line"
+    lines.insert(at + 1, f"    tronch_redis_auth {REDIS_USERS['gateway']} {redis_password_file('gateway')};\n")
+    conf.write_text("".join(lines))
     check = subprocess.run([h.NGINX_BIN, "-t", "-p", str(prefix), "-c", str(conf)], capture_output=True, text=True)
     if check.returncode != 0:
         raise StepFailed(f"nginx -t refused {conf}:\n{check.stderr}")
