@@ -92,18 +92,19 @@ def test_key_lifecycle(api, ngx):
     r = api.req("DELETE", f"/api/v1/keys/{new_id}")
     assert r.status_code == 204, r.text
     latency = until_all_refuse(conns, new_key, t0)
-    assert latency < 0.100, f"revocation took {latency * 1000:.1f} ms"
+    assert h.within(latency, 0.100), f"revocation took {latency * 1000:.1f} ms"
     hit_every_worker(ngx, new_key, 403)
     assert problem(get(ngx, new_key))["code"] == "revoked_key"
 
     # usage: the requests above appear in the API (module counts → Redis → tronchd roll-up)
     def usage():
         u = api.req("GET", f"/api/v1/keys/{new_id}/usage").json()
-        return u if u["totals"]["requests"] > 0 and u["last_used_at"] else None
-    u = wait_until(usage, timeout=10, msg="usage of the new key rolled up")
-    assert u["totals"]["requests"] >= 2 * WORKERS
+        # each worker flushes its own counts: wait for all of them, not for the first
+        return u if u["totals"]["requests"] >= 2 * WORKERS and u["last_used_at"] else None
+    wait_until(usage, timeout=10, msg="usage of the new key rolled up from every worker")
     assert api.req("GET", f"/api/v1/keys/{new_id}").json()["last_used_at"] is not None
-    assert api.req("GET", f"/api/v1/keys/{old_id}/usage").json()["totals"]["requests"] >= 2 * WORKERS
+    wait_until(lambda: api.req("GET", f"/api/v1/keys/{old_id}/usage").json()["totals"]["requests"] >= 2 * WORKERS,
+               timeout=10, msg="usage of the old key rolled up from every worker")
 
 
 def test_live_key_refused_on_test_only_location(api, ngx):
@@ -134,7 +135,7 @@ def test_revocation_p99_under_100ms(api, ngx):
               f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {ms[-1]:.1f} ms\n")
     print(report)
     (h.BUILD_DIR / "e2e_revocation_latency.txt").write_text(report)
-    assert p99 < 100, report
+    assert h.within(p99 / 1000, 0.100), report
 
 
 def test_two_nodes_share_keys_and_revocations(nginx_factory, redis_server, redis_client, tronchd_factory):
@@ -154,7 +155,7 @@ def test_two_nodes_share_keys_and_revocations(nginx_factory, redis_server, redis
     t0 = time.monotonic()
     assert api_b.req("DELETE", f"/api/v1/keys/{k['id']}").status_code == 204
     latency = max(until_all_refuse(c1, k["key"], t0), until_all_refuse(c2, k["key"], t0))
-    assert latency < 0.5, latency
+    assert h.within(latency, 0.5), latency
     for node in (node1, node2):
         hit_every_worker(node, k["key"], 403)
     # a key created on B after the revocation passes on both nodes

@@ -60,7 +60,7 @@ def test_redis_down_cached_key_passes_unknown_refused_closed(ngx, keys, own_redi
         assert r.status_code == 503, r.text
         assert problem(r)["code"] == "auth_unavailable"
         assert r.headers["Retry-After"] == "1"
-        assert elapsed < 0.5  # never waits longer than the timeout (200ms)
+        assert h.within(elapsed, 0.5)  # never waits much longer than the timeout (200ms)
 
 
 def test_redis_down_unknown_key_passes_in_open_mode(ngx, keys, own_redis):
@@ -99,9 +99,11 @@ def test_hung_redis_times_out_then_recovers(ngx, keys, own_redis):
         unknown, _ = new_key("live")
         r, elapsed = timed_get(ngx.url("/"), headers=bearer(unknown))
         assert r.status_code == 503 and problem(r)["code"] == "auth_unavailable"
-        assert 0.15 <= elapsed < 0.6, elapsed  # tronch_redis_timeout 200ms
+        assert 0.15 <= elapsed and h.within(elapsed, 0.6), elapsed  # tronch_redis_timeout 200ms
+        timeouts = status_metrics(ngx)["tronch_redis_timeouts_total"]
         r, elapsed = timed_get(ngx.url("/"), headers=bearer(known))
-        assert r.status_code == 200 and elapsed < 0.1  # cached: no Redis involved
+        assert r.status_code == 200 and h.within(elapsed, 0.1)  # cached: no Redis involved
+        assert status_metrics(ngx)["tronch_redis_timeouts_total"] == timeouts
     finally:
         os.kill(own_redis.proc.pid, signal.SIGCONT)
     assert status_metrics(ngx)["tronch_redis_timeouts_total"] >= 1

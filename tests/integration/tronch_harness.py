@@ -26,6 +26,16 @@ NGINX_BIN = "/usr/sbin/nginx"
 PG_BIN = pathlib.Path("/usr/lib/postgresql/15/bin")
 IS_ROOT = os.geteuid() == 0
 
+# Latency bounds in tests are the product's promises (revocation within 100 ms, ...). They hold on a quiet
+# machine, where TRONCH_STRICT_TIMING=1 checks them as stated. By default (CI on two shared, drifting
+# cores) a bound only proves that nothing hangs or waits for a timeout it should not: ten times the promise.
+TIMING_SLACK = 1.0 if os.environ.get("TRONCH_STRICT_TIMING") == "1" else 10.0
+
+
+def within(seconds: float, promise: float) -> bool:
+    """True if a measured latency keeps the promise (scaled by TIMING_SLACK, see above)."""
+    return seconds < promise * TIMING_SLACK
+
 
 def free_port() -> int:
     """A TCP port nothing listens on right now (the kernel picks it)."""
