@@ -8,7 +8,7 @@ nts = {"type": "string", "format": "date-time", "nullable": True}
 codes = ["unauthorized","not_found","method_not_allowed","invalid_json","unknown_field","invalid_field","missing_field",
          "unknown_parameter","invalid_parameter","invalid_id","invalid_cursor","invalid_header","body_too_large",
          "unsupported_media_type","key_not_found","key_not_active","precondition_failed","idempotency_key_reused",
-         "database_unavailable","internal_error","bad_request"]
+         "idempotency_secret_unknown","idempotency_unreadable","database_unavailable","internal_error","bad_request"]
 limits = {"type": "object", "additionalProperties": False, "required": ["rate", "period_seconds"],
           "description": "GCRA limit: rate requests per period_seconds, plus burst.",
           "properties": {"rate": {"type": "integer", "minimum": 1, "maximum": 1000000},
@@ -67,7 +67,7 @@ usage = {"type": "object", "required": ["key_id","since","until","bucket_seconds
         "totals": {"type": "object", "properties": {"requests": {"type": "integer"}, "errors": {"type": "integer"}}},
         "data": {"type": "array", "items": {"type": "object", "properties": {"bucket_start": ts, "requests": {"type": "integer"}, "errors": {"type": "integer"}}}}}}
 check = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["ok", "error"]},
-        "latency_ms": {"type": "number"}, "code": {"type": "string"},
+        "latency_ms": {"type": "number"}, "code": {"type": "string", "description": "database_unavailable, redis_unavailable, or mirror_incomplete (Redis answers but the key mirror is not complete yet: not ready)."},
         "message": {"type": "string", "description": "A stable short reason; the driver's error text goes to tronchd's log only."},
         "mirror_complete": {"type": "boolean"}}}
 health = {"type": "object", "required": ["status", "checks"], "properties": {"status": {"type": "string", "enum": ["ok", "unavailable"]},
@@ -86,11 +86,12 @@ responses = {
     "Unauthorized": err("Missing or wrong admin token (unauthorized)."),
     "NotFound": err("No such key (key_not_found) or route (not_found)."),
     "MethodNotAllowed": err("Method not allowed on this route (method_not_allowed)."),
-    "Conflict": err("The key is not in a state that allows this (key_not_active)."),
+    "Conflict": err("The key is not in a state that allows this (key_not_active); on a rotation with an Idempotency-Key, also idempotency_unreadable or idempotency_secret_unknown (see IdempotencyUnavailable)."),
     "PreconditionFailed": err("If-Match does not match the current ETag (precondition_failed)."),
     "PayloadTooLarge": err("Body over 64 KiB (body_too_large)."),
     "UnsupportedMediaType": err("Content-Type is not application/json (unsupported_media_type)."),
     "IdempotencyConflict": err("The Idempotency-Key was used with a different request (idempotency_key_reused)."),
+    "IdempotencyUnavailable": err("A retry cannot be answered safely, and nothing was created: its stored response cannot be read (idempotency_unreadable), or records exist under a server secret tronchd does not hold (idempotency_secret_unknown; set TRONCH_SECRET_KEY_PREVIOUS)."),
     "ServiceUnavailable": err("PostgreSQL is unreachable (database_unavailable)."),
     "InternalError": err("Unexpected server error (internal_error)."),
 }
@@ -127,13 +128,14 @@ doc = {
   "/api/v1/keys": {
    "post": {"operationId": "createKey", "summary": "Create a key (the plaintext key is returned once)", "tags": ["keys"],
             "parameters": [idem], "requestBody": body(ref("CreateKeyRequest")),
-            "responses": std({"201": ok("Created.", ref("KeyWithSecret"), {**etag_h, "Location": {"schema": {"type": "string"}}})}, big, {"422": resp("IdempotencyConflict")})},
+            "responses": std({"201": ok("Created.", ref("KeyWithSecret"), {**etag_h, "Location": {"schema": {"type": "string"}}})}, big, {"409": resp("IdempotencyUnavailable"), "422": resp("IdempotencyConflict")})},
    "get": {"operationId": "listKeys", "summary": "List keys, newest first (cursor pagination)", "tags": ["keys"],
            "parameters": [limit, cursor,
                           q("status", "Filter by status.", {"type": "string", "enum": ["active", "rotating", "revoked", "expired"]}),
                           q("environment", "Filter by environment.", {"type": "string", "enum": ["live", "test"]}),
                           q("owner", "Filter by owner (exact).", {"type": "string"}),
-                          q("expiring_within", "Active or rotating keys whose expires_at falls within this duration from now: seconds, or 90m, 12h, 7d.", {"type": "string"})],
+                          q("expiring_within", "Active or rotating keys whose expires_at falls within this duration from now: seconds, or 90m, 12h, 7d.", {"type": "string"}),
+                          q("prefix", "Keys whose prefix starts with this (1..40 of [A-Za-z0-9_], e.g. a leaked key's tronch_sk_live_AbCdEfGh); indexed.", {"type": "string", "pattern": "^[A-Za-z0-9_]{1,40}$"})],
            "responses": std({"200": ok("A page of keys.", ref("KeyList"))})}},
   "/api/v1/keys/{id}": {
    "get": {"operationId": "getKey", "summary": "Get a key", "tags": ["keys"], "parameters": [idp],

@@ -9,6 +9,7 @@
 #include "log.hpp"
 #include "tronch/key_hash.hpp"
 #include "tronch/key_record.hpp"
+#include "tronch/redis_keys.hpp"
 #include "validation.hpp"
 
 namespace tronch::cp {
@@ -262,10 +263,19 @@ HttpResponse Api::health() {
     }
     auto t1 = std::chrono::steady_clock::now();
     try {
-        redis_.command({"PING"});
-        checks["redis"] = {{"status", "ok"},
-                           {"latency_ms", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count()},
-                           {"mirror_complete", !mirror_.dirty()}};
+        // Ready means the gateway can find every key: Redis answers AND holds the complete mirror
+        // (the epoch mark, and no failed write since the last rebuild). Until the rebuild after
+        // an outage or a flush has finished, 503 with mirror_complete false.
+        auto mark = redis_.command({"EXISTS", std::string(redis_keys::kMirrorEpoch)});
+        bool complete = mark->type == REDIS_REPLY_INTEGER && mark->integer == 1 && !mirror_.dirty();
+        double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
+        if (complete) {
+            checks["redis"] = {{"status", "ok"}, {"latency_ms", ms}, {"mirror_complete", true}};
+        } else {
+            ok = false;
+            checks["redis"] = {{"status", "error"}, {"code", "mirror_incomplete"}, {"latency_ms", ms},
+                               {"message", "Redis answers; the key mirror is being rebuilt"}, {"mirror_complete", false}};
+        }
     } catch (const std::exception& e) {
         ok = false;
         checks["redis"] = {{"status", "error"}, {"code", "redis_unavailable"}, {"message", "Redis is unreachable"}};

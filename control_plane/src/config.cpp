@@ -39,6 +39,7 @@ void each_setting(Config& c, F&& f) {
     f("listen", c.listen);
     f("admin_token", c.admin_token);
     f("secret_key", c.secret_key_hex);
+    f("secret_key_previous", c.secret_key_previous_hex);
     f("io_threads", c.io_threads);
     f("worker_threads", c.worker_threads);
     f("pg_pool_size", c.pg_pool_size);
@@ -138,16 +139,23 @@ RedisTarget Config::redis_target() const {
     return t;
 }
 
+namespace {
+std::string secret_from_hex(const char* setting, const std::string& hex) {
+    if (hex.size() < 64 || hex.size() % 2 || hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+        throw std::runtime_error(std::string(setting) + ": need at least 32 bytes of hex (openssl rand -hex 32)");
+    std::string raw;
+    for (std::size_t i = 0; i < hex.size(); i += 2) raw += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+    return raw;
+}
+}  // namespace
+
+std::string Config::previous_secret_key() const {
+    if (secret_key_previous_hex.empty()) return {};
+    return secret_from_hex("TRONCH_SECRET_KEY_PREVIOUS", secret_key_previous_hex);
+}
+
 std::string Config::secret_key() const {
-    if (!secret_key_hex.empty()) {
-        if (secret_key_hex.size() < 64 || secret_key_hex.size() % 2)
-            throw std::runtime_error("TRONCH_SECRET_KEY: need at least 32 bytes of hex");
-        std::string raw;
-        for (std::size_t i = 0; i < secret_key_hex.size(); i += 2) {
-            raw += static_cast<char>(std::stoi(secret_key_hex.substr(i, 2), nullptr, 16));
-        }
-        return raw;
-    }
+    if (!secret_key_hex.empty()) return secret_from_hex("TRONCH_SECRET_KEY", secret_key_hex);
     // Derived from the admin token: rotating the token then invalidates idempotency replays.
     unsigned char out[32];
     unsigned int len = 0;

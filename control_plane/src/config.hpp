@@ -21,9 +21,12 @@ struct Config {
     std::string redis_tls_key_file;            // TRONCH_REDIS_TLS_KEY_FILE: its key
     std::string redis_sentinel_user;           // TRONCH_REDIS_SENTINEL_USER: the sentinels' own ACL user
     std::string redis_sentinel_password_file;  // TRONCH_REDIS_SENTINEL_PASSWORD_FILE
-    std::string listen = "127.0.0.1:8080";     // TRONCH_LISTEN: ip:port (loopback by default)
+    std::string listen = "127.0.0.1:8081";     // TRONCH_LISTEN: ip:port (loopback; 8080 is left to nginx)
     std::string admin_token;                   // TRONCH_ADMIN_TOKEN (required to serve)
     std::string secret_key_hex;                // TRONCH_SECRET_KEY: hex; else derived from the token
+    // TRONCH_SECRET_KEY_PREVIOUS: hex; the secret before a rotation, still accepted for
+    // Idempotency-Key look-ups (records live 24 h), never used to seal new ones
+    std::string secret_key_previous_hex;
     int io_threads = 2;                        // TRONCH_IO_THREADS
     int worker_threads = 0;                    // TRONCH_WORKER_THREADS (blocking libpq/hiredis work); 0: pg_pool_size
     int pg_pool_size = 0;                      // TRONCH_PG_POOL_SIZE; 0: 2 x CPU cores, 2..16
@@ -48,6 +51,8 @@ struct Config {
     RedisTarget redis_target() const;
     // The 32-byte server secret (from secret_key_hex, else HMAC-derived from the admin token).
     std::string secret_key() const;
+    // The previous secret (empty when none is configured).
+    std::string previous_secret_key() const;
 };
 
 // The PostgreSQL pool size when none is configured: twice the cores, between 2 and 16.

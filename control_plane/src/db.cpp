@@ -1,4 +1,5 @@
 #include "db.hpp"
+#include "pg_notice.hpp"
 
 #include <algorithm>
 #include <string_view>
@@ -231,6 +232,7 @@ std::unique_ptr<PgConn> PgPool::connect_one() {
     k.push_back(nullptr);
     v.push_back(nullptr);
     PGconn* c = PQconnectdbParams(k.data(), v.data(), 0);
+    if (c) route_notices_to_log(c);  // else libpq prints a raw "NOTICE:" line into the JSON log
     auto conn = std::make_unique<PgConn>(c);
     if (!c || PQstatus(c) != CONNECTION_OK)
         throw DbUnavailable("cannot connect to PostgreSQL: " + trimmed(c ? PQerrorMessage(c) : "out of memory"));

@@ -9,6 +9,7 @@
 #include "cursor.hpp"
 #include "idempotency.hpp"
 #include "key_row.hpp"
+#include "key_filters.hpp"
 #include "log.hpp"
 #include "tronch/key_format.hpp"
 #include "tronch/key_hash.hpp"
@@ -65,7 +66,8 @@ std::optional<KeyService::Idem> KeyService::idem_for(const RequestContext& ctx, 
         throw ApiError(400, codes::invalid_header, "Idempotency-Key must be 1..255 printable ASCII characters");
     Idem i;
     i.key = *ctx.idempotency_key;
-    i.lookup = idempotency::lookup_hash(secret_, i.key);
+    i.lookup = idempotency::lookup_hash(secrets_.current(), i.key);
+    if (!secrets_.previous().empty()) i.previous_lookup = idempotency::lookup_hash(secrets_.previous(), i.key);
     i.endpoint = endpoint;
     i.request_hash = idempotency::request_hash(endpoint + "\n" + body.dump());
     i.aad = i.lookup + "|" + endpoint;
@@ -76,18 +78,26 @@ std::optional<ServiceResult> KeyService::idem_replay(PgConn& c, const Idem& i) {
     // Serialises concurrent requests with the same Idempotency-Key until commit (sent with the
     // SELECT below; the server runs them in order, so the SELECT waits for the lock).
     c.defer("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", {i.lookup});
+    // Under the current secret, or (after a rotation) the previous one: the current one first.
     auto r = c.exec(
-        "SELECT endpoint, request_hash, status, response FROM idempotency_keys "
-        "WHERE id_hash = $1 AND created_at > now() - $2::bigint * interval '1 hour'",
-        {i.lookup, std::to_string(kIdempotencyTtlHours)});
-    if (r.rows() == 0) return std::nullopt;
+        "SELECT endpoint, request_hash, status, response, id_hash FROM idempotency_keys "
+        "WHERE id_hash IN ($1, $3) AND created_at > now() - $2::bigint * interval '1 hour' "
+        "ORDER BY id_hash = $1 DESC LIMIT 1",
+        {i.lookup, std::to_string(kIdempotencyTtlHours), i.previous_lookup.empty() ? Param() : Param(i.previous_lookup)});
+    if (r.rows() == 0) {
+        secrets_.refuse_if_foreign();  // a record we cannot find may exist under another secret
+        return std::nullopt;
+    }
     if (r.str(0, 0) != i.endpoint || r.str(0, 1) != i.request_hash)
         throw ApiError(422, codes::idempotency_key_reused,
                        "this Idempotency-Key was used with a different request; use a new key");
-    std::string aad = i.lookup + "|" + r.str(0, 0);
-    auto plain = idempotency::open(secret_, i.key, aad, r.bytea(0, 3));
-    if (!plain)
-        throw ApiError(422, codes::idempotency_key_reused, "the stored response for this Idempotency-Key cannot be replayed");
+    const bool current = r.str(0, 4) == i.lookup;
+    std::string aad = r.str(0, 4) + "|" + r.str(0, 0);
+    auto plain = idempotency::open(current ? secrets_.current() : secrets_.previous(), i.key, aad, r.bytea(0, 3));
+    if (!plain)  // never fall through to a second creation: the first one happened
+        throw ApiError(409, codes::idempotency_unreadable,
+                       "this Idempotency-Key's request was already carried out, but its stored response cannot be "
+                       "read (damaged, or sealed under another server secret); nothing new was created");
     ServiceResult out;
     out.status = static_cast<int>(r.i64(0, 2));
     out.replayed = true;
@@ -99,12 +109,13 @@ std::optional<ServiceResult> KeyService::idem_replay(PgConn& c, const Idem& i) {
 }
 
 void KeyService::idem_store(PgConn& c, const Idem& i, const ServiceResult& r) {
-    std::string sealed = idempotency::seal(secret_, i.key, i.aad, r.body.dump());
+    std::string sealed = idempotency::seal(secrets_.current(), i.key, i.aad, r.body.dump());
     c.defer(
-        "INSERT INTO idempotency_keys (id_hash, endpoint, request_hash, status, response) "
-        "VALUES ($1, $2, $3, $4, $5::bytea) ON CONFLICT (id_hash) DO UPDATE SET endpoint = excluded.endpoint, "
-        "request_hash = excluded.request_hash, status = excluded.status, response = excluded.response, created_at = now()",
-        {i.lookup, i.endpoint, i.request_hash, std::to_string(r.status), c.escape_bytea(sealed)});
+        "INSERT INTO idempotency_keys (id_hash, endpoint, request_hash, status, response, secret_kid) "
+        "VALUES ($1, $2, $3, $4, $5::bytea, $6) ON CONFLICT (id_hash) DO UPDATE SET endpoint = excluded.endpoint, "
+        "request_hash = excluded.request_hash, status = excluded.status, response = excluded.response, "
+        "secret_kid = excluded.secret_kid, created_at = now()",
+        {i.lookup, i.endpoint, i.request_hash, std::to_string(r.status), c.escape_bytea(sealed), secrets_.current_kid()});
 }
 
 void KeyService::audit_row(PgConn& c, const RequestContext& ctx, const char* action, const std::string& key_id,
@@ -174,9 +185,11 @@ ServiceResult KeyService::get(const std::string& id) {
 }
 
 ServiceResult KeyService::list(const Query& q) {
-    check_parameters(q, {"limit", "cursor", "status", "environment", "owner", "expiring_within"});
+    check_parameters(q, {"limit", "cursor", "status", "environment", "owner", "expiring_within", "prefix"});
     int limit = parse_page_size(q);
     Param status, env, owner, within, cursor_us, cursor_id;
+    std::optional<PrefixRange> prefix;
+    if (auto it = q.find("prefix"); it != q.end()) prefix = parse_prefix_filter(it->second);
     if (auto it = q.find("status"); it != q.end()) {
         KeyStatus s;
         if (!parse_status(it->second, s))
@@ -205,11 +218,13 @@ ServiceResult KeyService::list(const Query& q) {
                       " AND ($3::text IS NULL OR owner = $3)"
                       " AND ($4::bigint IS NULL OR (status IN ('active', 'rotating') AND expires_at > now()"
                       "      AND expires_at <= now() + $4::bigint * interval '1 second'))"
-                      " AND ($5::bigint IS NULL OR (created_at, id) < (" + ts_param(5) + ", $6::uuid))"
+                      " AND ($5::bigint IS NULL OR (created_at, id) < (" + ts_param(5) + ", $6::uuid))" +
+                      // its own statement text, so even a generic plan uses the api_keys_prefix index
+                      (prefix ? " AND key_prefix COLLATE \"C\" >= $8 AND key_prefix COLLATE \"C\" < $9" : "") +
                       " ORDER BY created_at DESC, id DESC LIMIT $7";
-    auto r = pg_.with_conn([&](PgConn& c) {
-        return c.exec(sql, {status, env, owner, within, cursor_us, cursor_id, std::to_string(limit + 1)});
-    });
+    std::vector<Param> params{status, env, owner, within, cursor_us, cursor_id, std::to_string(limit + 1)};
+    if (prefix) params.insert(params.end(), {prefix->from, prefix->to});
+    auto r = pg_.with_conn([&](PgConn& c) { return c.exec(sql, params); });
     nlohmann::json data = nlohmann::json::array();
     KeyRow last;
     int n = std::min(r.rows(), limit);
@@ -289,7 +304,7 @@ ServiceResult KeyService::rotate(const std::string& id, const nlohmann::json& bo
                                           "version = version + 1 WHERE id = $1::uuid RETURNING ") + kKeyColumns,
                               {id})
                      : c.exec(std::string("UPDATE api_keys SET status = 'rotating', expires_at = least(coalesce(expires_at, "
-                                          "'infinity'), now() + $2::bigint * interval '1 second'), updated_at = now(), "
+                                          "'infinity'), to_timestamp(ceil(extract(epoch from now())) + $2::bigint)), updated_at = now(), "
                                           "version = version + 1 WHERE id = $1::uuid RETURNING ") + kKeyColumns,
                               {id, std::to_string(grace)});
         KeyRow old_after = read_key_row(u, 0);
@@ -454,6 +469,10 @@ int KeyService::sweep_expired() {
     for (auto& id : ids) log::info("key expired", {{"key_id", id}});
     mirror_.sync_keys(ids);
     return static_cast<int>(ids.size());
+}
+
+void KeyService::scan_idempotency_secrets() {
+    pg_.with_conn([&](PgConn& c) { secrets_.scan(c); });
 }
 
 int KeyService::purge_idempotency() {

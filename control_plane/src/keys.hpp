@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "db.hpp"
+#include "idempotency_secrets.hpp"
 #include "mirror.hpp"
 
 namespace tronch::cp {
@@ -35,8 +36,11 @@ using Query = std::map<std::string, std::string>;
 
 class KeyService {
 public:
-    KeyService(PgPool& pg, Mirror& mirror, std::string secret, std::int64_t max_grace_seconds)
-        : pg_(pg), mirror_(mirror), secret_(std::move(secret)), max_grace_(max_grace_seconds) {}
+    // previous_secret: the server secret before a rotation, for Idempotency-Key look-ups only.
+    KeyService(PgPool& pg, Mirror& mirror, std::string secret, std::int64_t max_grace_seconds,
+               std::string previous_secret = {})
+        : pg_(pg), mirror_(mirror), secrets_(std::move(secret), std::move(previous_secret)),
+          max_grace_(max_grace_seconds) {}
 
     ServiceResult create(const nlohmann::json& body, const RequestContext& ctx);
     ServiceResult get(const std::string& id);
@@ -52,10 +56,12 @@ public:
     int sweep_expired();
     // Deletes idempotency records older than 24 hours.
     int purge_idempotency();
+    // Which server secrets live idempotency records were sealed under (idempotency_secrets.hpp).
+    void scan_idempotency_secrets();
 
 private:
     struct Idem {
-        std::string key, lookup, endpoint, request_hash, aad;
+        std::string key, lookup, previous_lookup, endpoint, request_hash, aad;
     };
     std::optional<Idem> idem_for(const RequestContext& ctx, const std::string& endpoint, const nlohmann::json& body);
     std::optional<ServiceResult> idem_replay(PgConn& c, const Idem& idem);
@@ -65,7 +71,7 @@ private:
 
     PgPool& pg_;
     Mirror& mirror_;
-    std::string secret_;
+    IdempotencySecrets secrets_;
     std::int64_t max_grace_;
 };
 

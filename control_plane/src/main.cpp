@@ -14,6 +14,7 @@
 #include "http_server.hpp"
 #include "keys.hpp"
 #include "log.hpp"
+#include "log_throttle.hpp"
 #include "metrics.hpp"
 #include "migrations.hpp"
 #include "mirror.hpp"
@@ -27,12 +28,12 @@ namespace {
 void usage() {
     std::cerr << "usage: tronchd serve [--config FILE]\n"
                  "       tronchd migrate [--config FILE]\n"
-                 "       tronchd keys create|list|get|rotate|revoke|usage ... (see tronchd keys --help)\n"
+                 "       tronchd keys|audit|records-key ... (the CLI; see tronchd keys --help)\n"
                  "Configuration: a JSON file (--config or TRONCH_CONFIG), then TRONCH_* variables:\n"
                  "  TRONCH_DATABASE_URL (any libpq connection string), TRONCH_REDIS_URL (redis[s]://[user@]host:port[/db]\n"
                  "  | redis[s]-sentinel://h1:p1,h2:p2/<master>) or TRONCH_REDIS_ADDR (host:port | unix:/path),\n"
                  "  TRONCH_REDIS_PASSWORD_FILE, TRONCH_REDIS_TLS_CA_FILE, TRONCH_LISTEN (ip:port,\n"
-                 "  default 127.0.0.1:8080), TRONCH_ADMIN_TOKEN, TRONCH_SECRET_KEY (hex, >= 32 bytes),\n"
+                 "  default 127.0.0.1:8081), TRONCH_ADMIN_TOKEN, TRONCH_SECRET_KEY (hex, >= 32 bytes), TRONCH_SECRET_KEY_PREVIOUS,\n"
                  "  TRONCH_USAGE_INTERVAL_MS, TRONCH_MIRROR_INTERVAL_MS, TRONCH_PG_POOL_SIZE, ...\n";
 }
 
@@ -88,31 +89,42 @@ int serve(const Config& c) {
     RedisClient redis_usage(redis_target, c.redis_timeout_ms, &metrics);
     RecordSigner signer = RecordSigner::load_or_create(c.record_signing_key, c.record_validity_seconds);
     Mirror mirror(redis_mirror, pool, metrics, signer, c.revoked_ttl_seconds);
-    KeyService keys(pool, mirror, c.secret_key(), c.max_grace_seconds);
+    KeyService keys(pool, mirror, c.secret_key(), c.max_grace_seconds, c.previous_secret_key());
+    try {
+        keys.scan_idempotency_secrets();
+    } catch (const std::exception& e) {
+        log::warn("idempotency secret scan failed; retried with the next purge", {{"error", e.what()}});
+    }
     UsageRollup rollup(redis_usage, pool, metrics);
     Api api(keys, pool, redis_api, mirror, metrics, c.admin_token);
     HttpServer server(c.listen, c.io_threads, c.worker_threads, api);
 
     mirror.tick();  // re-mirror everything at start-up (if Redis is up; else the loop retries)
 
-    auto last_purge = std::chrono::steady_clock::time_point{};
+    auto last_purge = std::chrono::steady_clock::now();  // the scan above just ran
+    // While PostgreSQL is down these loops fail every round: log the change, then once a minute.
+    FailureLog sweep_log("expiry sweep", std::chrono::seconds(60));
+    FailureLog usage_log("usage roll-up", std::chrono::seconds(60));
     std::jthread maintenance = every(std::chrono::milliseconds(c.mirror_interval_ms), [&] {
         mirror.tick();
         try {
             keys.sweep_expired();
             if (std::chrono::steady_clock::now() - last_purge > std::chrono::minutes(10)) {
                 keys.purge_idempotency();
+                keys.scan_idempotency_secrets();
                 last_purge = std::chrono::steady_clock::now();
             }
+            sweep_log.succeeded();
         } catch (const std::exception& e) {
-            log::warn("expiry sweep failed", {{"error", e.what()}});
+            sweep_log.failed(e.what());
         }
     });
     std::jthread usage_loop = every(std::chrono::milliseconds(c.usage_interval_ms), [&] {
         try {
             rollup.run_once();
+            usage_log.succeeded();
         } catch (const std::exception& e) {
-            log::warn("usage roll-up failed; will retry", {{"error", e.what()}});
+            usage_log.failed(e.what());
         }
     });
 
@@ -135,7 +147,7 @@ int main(int argc, char** argv) {
         return argc < 2 ? 2 : 0;
     }
     std::string cmd = argv[1];
-    if (cmd == "keys" || cmd == "records-key") return cli_main(argc, argv);
+    if (cmd == "keys" || cmd == "audit" || cmd == "records-key") return cli_main(argc, argv);
     if (cmd == "version" || cmd == "--version") {
         std::cout << "tronchd 0.1.0\n";
         return 0;

@@ -262,7 +262,9 @@ CreateKeyRequest parse_create_request(const nlohmann::json& body, std::int64_t n
         if (e.is_string()) t = parse_rfc3339(e.get<std::string>());
         if (!t) bad(codes::invalid_field, "'expires_at' must be an RFC 3339 time such as 2030-01-01T00:00:00Z");
         if (*t <= now_us) bad(codes::invalid_field, "'expires_at' must be in the future");
-        r.expires_at_us = t;
+        // Whole seconds, rounded up: gateways compare expiry in whole seconds, so a fractional time
+        // would make the key refused up to a second early. The response shows the stored time.
+        r.expires_at_us = (*t + 999999) / 1000000 * 1000000;
     }
     if (body.contains("allowed_cidrs")) r.allowed_cidrs = get_cidrs(body["allowed_cidrs"]);
     if (body.contains("metadata")) r.metadata = get_metadata(body["metadata"]);
