@@ -3,18 +3,29 @@
 tronchd, and nginx with the module. It reuses the test harness's service classes, so there is
 one way to start each service.
 
-  stack.py up [--detach]    start (or reuse the data of) the stack; foreground until Ctrl-C
-  stack.py stop             stop a detached stack
+  stack.py up [--detach]              start (or reuse the data of) the stack; foreground until Ctrl-C
+  stack.py stop [COMPONENT]           stop the stack (or one of postgres, redis, tronchd, nginx)
+  stack.py start|restart COMPONENT    start / restart one component of a stack
+  stack.py status [COMPONENT]         what runs (exit 0), what does not (exit 3)
+
+Each component is found by what it is, not by what this script remembers: its pid file
+(Postgres' postmaster.pid, Redis' and tronchd's pid files in the run dir, nginx's logs/nginx.pid),
+checked against the process name, or else the process listening on its port when that process
+belongs to this run dir. So a component restarted by hand (or by `restart`) is still found, and
+`stop` says exactly what it stopped and what was not running.
 """
 from __future__ import annotations
 
 from typing import NoReturn
 
 import argparse
+import hashlib
+import hmac
 import json
 import os
 import pathlib
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
@@ -88,14 +99,90 @@ def pid_alive(pid: int, name: str | None = None) -> bool:
     return True
 
 
-def running_pids() -> dict[str, int]:
-    if not STATE.exists():
-        return {}
+COMPONENTS = ("postgres", "redis", "tronchd", "nginx")   # start order; stopped in reverse
+PID_FILES = {
+    "postgres": RUN_DIR / "postgres" / "data" / "postmaster.pid",   # written by PostgreSQL
+    "redis": RUN_DIR / "redis" / "redis.pid",                       # redis-server --pidfile
+    "tronchd": RUN_DIR / "tronchd" / "tronchd.pid",                 # written here at start
+    "nginx": RUN_DIR / "nginx" / "logs" / "nginx.pid",              # written by nginx
+}
+PORT_OF = {"postgres": "postgres", "redis": "redis", "tronchd": "api", "nginx": "gateway"}
+
+
+def read_pid(path: pathlib.Path) -> int | None:
     try:
-        recorded = json.loads(STATE.read_text())
-    except ValueError:
-        return {}
-    return {k: v for k, v in recorded.items() if pid_alive(v, k)}
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def listener_pids(port: int) -> list[int]:
+    """The processes holding a listening TCP socket on `port` (any address), from /proc."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = pathlib.Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if len(f) > 9 and f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{f[9]}]")
+    pids = []
+    if not inodes:
+        return pids
+    for proc in pathlib.Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return sorted(pids)
+
+
+def belongs_here(pid: int) -> bool:
+    """Started for this run dir: its working dir (Redis and PostgreSQL chdir into theirs), command
+    line (nginx -p) or environment (tronchd's signing key path) names RUN_DIR."""
+    here = str(RUN_DIR)
+    try:
+        if os.readlink(f"/proc/{pid}/cwd").startswith(here):
+            return True
+    except OSError:
+        pass
+    for name in ("cmdline", "environ"):
+        try:
+            if here.encode() in pathlib.Path(f"/proc/{pid}/{name}").read_bytes():
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def find(name: str) -> int | None:
+    """The running component's pid: from its pid file, else the holder of its port if that process
+    is one of ours (same program, this run dir). None if it is not running."""
+    pid = read_pid(PID_FILES[name])
+    if pid and pid_alive(pid, name):
+        return pid
+    for pid in listener_pids(PORTS[PORT_OF[name]]):
+        if pid_alive(pid, name) and belongs_here(pid):
+            return pid
+    return None
+
+
+def running_pids() -> dict[str, int]:
+    return {n: p for n in COMPONENTS if (p := find(n))}
+
+
+def write_state() -> None:
+    """pids.json: a snapshot for scripts (tests read the postmaster's pid); never trusted here."""
+    pids = running_pids()
+    if pids:
+        STATE.write_text(json.dumps(pids))
+    else:
+        STATE.unlink(missing_ok=True)
 
 
 def check_traversable(path: pathlib.Path) -> None:
@@ -148,7 +235,7 @@ class AclRedis(h.Redis):
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.dir), "--logfile", str(self.dir / "redis.log"),
-             "--aclfile", str(self.acl)],
+             "--aclfile", str(self.acl), "--pidfile", str(PID_FILES["redis"])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         h.wait_for_port(self.port, proc=self.proc)
         return self
@@ -161,6 +248,30 @@ def admin_token() -> str:
         path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def server_secret() -> tuple[str, str]:
+    """tronchd's server secret (hex) and the previous one after a rotation ("" if none), kept in
+    tronchd/secret_key and tronchd/secret_key.previous (0600), so that neither a restart from a
+    shell without TRONCH_SECRET_KEY nor a new admin token changes it (Idempotency-Key records are
+    sealed under it). Made on the first start: random for a new data dir; for a data dir from
+    before it was kept, the value tronchd used to derive from the admin token, so its records
+    stay readable."""
+    path = RUN_DIR / "tronchd" / "secret_key"
+    if not path.exists():
+        if (RUN_DIR / "postgres" / "data" / "PG_VERSION").exists():
+            value = hmac.new(admin_token().encode(), b"tronch-server-secret-v1", hashlib.sha256).hexdigest()
+        else:
+            value = secrets.token_hex(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(value + "\n")
+    previous = RUN_DIR / "tronchd" / "secret_key.previous"
+    values = [path.read_text().strip(), previous.read_text().strip() if previous.exists() else ""]
+    for file, value in zip((path, previous), values):
+        if value and (len(value) < 64 or len(value) % 2 or any(c not in "0123456789abcdefABCDEF" for c in value)):
+            raise StepFailed(f"{file} must hold at least 32 bytes of hex (openssl rand -hex 32)")
+    return values[0], values[1]
 
 
 def api(method: str, path: str, token: str, body: dict | None = None) -> tuple[int, dict]:
@@ -286,21 +397,124 @@ def start_postgres(pg: "h.Postgres", timeout: float = 30) -> None:
             time.sleep(0.5)
 
 
-def stop_pids(pids: dict[str, int]) -> None:
-    # Reverse start order; the signal each one treats as "shut down cleanly and fast".
+def stop_component(name: str, fallback_pid: int | None = None) -> bool:
+    """Stops one component and says so; says so too when it was not running. True if it was
+    running (and now is not)."""
+    # the signal each one treats as "shut down cleanly and fast"
     signals = {"nginx": signal.SIGQUIT, "tronchd": signal.SIGTERM, "redis": signal.SIGTERM, "postgres": signal.SIGINT}
-    for name in ("nginx", "tronchd", "redis", "postgres"):
-        pid = pids.get(name)
-        if pid and pid_alive(pid, name):
-            os.kill(pid, signals[name])
-            deadline = time.monotonic() + 20
-            while pid_alive(pid, name) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if pid_alive(pid, name):
-                print(f"run.sh: {name} (pid {pid}) did not stop in 20 s; killing it", file=sys.stderr)
-                os.kill(pid, signal.SIGKILL)
-            say(f"stopped {name} (pid {pid})")
-    STATE.unlink(missing_ok=True)
+    pid = find(name)
+    if pid is None and fallback_pid and pid_alive(fallback_pid, name):
+        pid = fallback_pid   # started by this run, pid file not written yet
+    if pid is None:
+        port = PORTS[PORT_OF[name]]
+        other = [p for p in listener_pids(port)] if port_taken(port) else []
+        note = f"; port {port} is held by pid {other[0]}, not this stack's {name}: left alone" if other else ""
+        say(f"{name} was not running{note}")
+        return False
+    os.kill(pid, signals[name])
+    deadline = time.monotonic() + 20
+    while pid_alive(pid, name) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if pid_alive(pid, name):
+        print(f"run.sh: {name} (pid {pid}) did not stop in 20 s; killing it", file=sys.stderr)
+        os.kill(pid, signal.SIGKILL)
+        while pid_alive(pid, name):
+            time.sleep(0.05)
+    if name == "tronchd":
+        PID_FILES["tronchd"].unlink(missing_ok=True)
+    say(f"stopped {name} (pid {pid})")
+    return True
+
+
+def stop_all(fallback: dict[str, int] | None = None) -> int:
+    """Stops what runs, in reverse start order. 0 when nothing of this stack runs afterwards."""
+    stopped = [n for n in reversed(COMPONENTS) if stop_component(n, (fallback or {}).get(n))]
+    write_state()
+    left = running_pids()
+    if left:
+        print(f"run.sh: still running: {left}", file=sys.stderr)
+        return 1
+    if not stopped:
+        print("run.sh: nothing is running from", RUN_DIR)
+    return 0
+
+
+def make_postgres() -> "h.Postgres":
+    # durable: fsync, synchronous_commit and full_page_writes stay on (a 201 survives a crash)
+    return h.Postgres(port=PORTS["postgres"], workdir=RUN_DIR / "postgres", durable=True)
+
+
+def make_redis() -> AclRedis:
+    return AclRedis(RUN_DIR / "redis" / "users.acl", port=PORTS["redis"], workdir=RUN_DIR / "redis")
+
+
+def make_tronchd(token: str) -> "h.Tronchd":
+    current, previous = server_secret()
+    return h.Tronchd(make_postgres(), make_redis(), admin_token=token, port=PORTS["api"], workdir=RUN_DIR / "tronchd",
+                     extra_env={
+                         "TRONCH_REDIS_URL": f"redis://{REDIS_USERS['tronchd']}@127.0.0.1:{PORTS['redis']}",
+                         "TRONCH_REDIS_PASSWORD_FILE": str(redis_password_file("tronchd")),
+                         # set here, never inherited from the shell: see server_secret()
+                         "TRONCH_SECRET_KEY": current, "TRONCH_SECRET_KEY_PREVIOUS": previous})
+
+
+def start_component(name: str, record=None) -> int:
+    """Starts one component (its dependencies must run: tronchd needs PostgreSQL and Redis to be
+    healthy, nginx needs tronchd's records.pub). Returns its pid; raises StepFailed."""
+    port = PORTS[PORT_OF[name]]
+    if port_taken(port):
+        raise StepFailed(f"{name}: port {port} is in use (pids {listener_pids(port) or '?'}); "
+                         f"free it or set TRONCH_{PORT_OF[name].upper().replace('POSTGRES', 'PG')}_PORT")
+    for sub in ("postgres", "redis", "tronchd"):
+        (RUN_DIR / sub).mkdir(parents=True, exist_ok=True)
+    if name == "postgres":
+        pg = make_postgres()
+        (RUN_DIR / "postgres").chmod(0o755)  # the postgres user must reach data/ and sock/
+        try:
+            start_postgres(pg)
+        finally:
+            if pg.proc is not None and record:
+                record("postgres", pg.proc.pid)
+        return pg.proc.pid
+    if name == "redis":
+        render_redis_acl()
+        redis = make_redis()
+        try:
+            redis.start()
+        finally:
+            if redis.proc is not None and record:
+                record("redis", redis.proc.pid)
+        return redis.proc.pid
+    if name == "tronchd":
+        token = admin_token()
+        d = make_tronchd(token)
+        try:
+            d.start()
+        finally:
+            if d.proc is not None:
+                PID_FILES["tronchd"].write_text(f"{d.proc.pid}\n")
+                if record:
+                    record("tronchd", d.proc.pid)
+        wait_healthy(token)
+        write_env()
+        return d.proc.pid
+    pid = start_nginx()
+    write_env()
+    return pid
+
+
+def write_env() -> None:
+    """The env file: `source .run/env` exports everything the CLI and curl examples need."""
+    pg = make_postgres()
+    values = {
+        "TRONCH_GATEWAY_URL": f"http://127.0.0.1:{PORTS['gateway']}",
+        "TRONCH_API_URL": f"http://127.0.0.1:{PORTS['api']}", "TRONCH_ADMIN_TOKEN": admin_token(),
+        "TRONCH_REDIS_URL": f"redis://{REDIS_USERS['tronchd']}@127.0.0.1:{PORTS['redis']}",
+        "TRONCH_REDIS_PASSWORD_FILE": str(redis_password_file("tronchd")), "TRONCH_DATABASE_URL": pg.url,
+        "TRONCH_NGINX_PID": str(find("nginx") or ""),
+    }
+    ENV_FILE.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items()))
+    ENV_FILE.chmod(0o600)
 
 
 def create_demo_key(token: str) -> dict:
@@ -331,64 +545,41 @@ def up(detach: bool) -> None:
         STATE.write_text(json.dumps(pids))
 
     step = "preparing"
+    logs = {"postgres": RUN_DIR / "postgres" / "postgres.log", "redis": RUN_DIR / "redis" / "redis.log",
+            "tronchd": RUN_DIR / "tronchd" / "tronchd.log", "nginx": RUN_DIR / "nginx" / "logs" / "error.log"}
+    what = {"postgres": "PostgreSQL", "redis": "Redis", "tronchd": "tronchd", "nginx": "nginx"}
     try:
-        step = f"starting PostgreSQL (log: {RUN_DIR / 'postgres' / 'postgres.log'})"
-        first = not (RUN_DIR / "postgres" / "data" / "PG_VERSION").exists()
-        say(f"PostgreSQL on 127.0.0.1:{PORTS['postgres']} ({'initdb in' if first else 'reusing'} "
-            f"{RUN_DIR / 'postgres' / 'data'})")
-        # durable: fsync, synchronous_commit and full_page_writes stay on (a 201 survives a crash)
-        pg = h.Postgres(port=PORTS["postgres"], workdir=RUN_DIR / "postgres", durable=True)
-        (RUN_DIR / "postgres").chmod(0o755)  # the postgres user must reach data/ and sock/
-        try:
-            start_postgres(pg)
-        finally:
-            if pg.proc is not None:
-                record("postgres", pg.proc.pid)
-        step = f"starting Redis (log: {RUN_DIR / 'redis' / 'redis.log'})"
-        say(f"Redis on 127.0.0.1:{PORTS['redis']}")
-        redis = AclRedis(render_redis_acl(), port=PORTS["redis"], workdir=RUN_DIR / "redis")
-        try:
-            redis.start()
-        finally:
-            if redis.proc is not None:
-                record("redis", redis.proc.pid)
-        token = admin_token()
-        step = f"starting tronchd (log: {RUN_DIR / 'tronchd' / 'tronchd.log'})"
-        say(f"tronchd on 127.0.0.1:{PORTS['api']} (migrations applied at start-up)")
-        d = h.Tronchd(pg, redis, admin_token=token, port=PORTS["api"], workdir=RUN_DIR / "tronchd", extra_env={
-            "TRONCH_REDIS_URL": f"redis://{REDIS_USERS['tronchd']}@127.0.0.1:{PORTS['redis']}",
-            "TRONCH_REDIS_PASSWORD_FILE": str(redis_password_file("tronchd"))})
-        try:
-            d.start()
-        finally:
-            if d.proc is not None:
-                record("tronchd", d.proc.pid)
-        wait_healthy(token)
-        step = f"starting nginx (log: {RUN_DIR / 'nginx' / 'logs' / 'error.log'})"
-        say(f"nginx with the Tronch module on 127.0.0.1:{PORTS['gateway']}")
-        record("nginx", start_nginx())
+        for name in COMPONENTS:
+            step = f"starting {what[name]} (log: {logs[name]})"
+            if name == "postgres":
+                first = not (RUN_DIR / "postgres" / "data" / "PG_VERSION").exists()
+                say(f"PostgreSQL on 127.0.0.1:{PORTS['postgres']} ({'initdb in' if first else 'reusing'} "
+                    f"{RUN_DIR / 'postgres' / 'data'})")
+            elif name == "tronchd":
+                server_secret()   # made before tronchd first runs (see there)
+                say(f"tronchd on 127.0.0.1:{PORTS['api']} (migrations applied at start-up)")
+            elif name == "nginx":
+                say(f"nginx with the Tronch module on 127.0.0.1:{PORTS['gateway']}")
+            else:
+                say(f"Redis on 127.0.0.1:{PORTS['redis']}")
+            record(name, start_component(name, record))
         step = "creating the demo key"
+        token = admin_token()
         key = create_demo_key(token)
     except (Exception, KeyboardInterrupt) as e:  # leave nothing half-started behind
-        stop_pids(pids)
+        stop_all(pids)
         detail = e.stderr if isinstance(e, subprocess.CalledProcessError) and e.stderr else e
         if isinstance(detail, bytes):
             detail = detail.decode(errors="replace")
         fail(f"{step} failed: {detail}")
 
     gw, api_url = f"http://127.0.0.1:{PORTS['gateway']}", f"http://127.0.0.1:{PORTS['api']}"
-    ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in {
-        "TRONCH_GATEWAY_URL": gw, "TRONCH_API_URL": api_url, "TRONCH_ADMIN_TOKEN": token,
-        "TRONCH_REDIS_URL": f"redis://{REDIS_USERS['tronchd']}@127.0.0.1:{PORTS['redis']}",
-        "TRONCH_REDIS_PASSWORD_FILE": redis_password_file("tronchd"), "TRONCH_DATABASE_URL": pg.url,
-        "TRONCH_NGINX_PID": pids["nginx"],
-    }.items()))
-    ENV_FILE.chmod(0o600)
+    write_env()
     print(f"""
 Tronch is up.
   gateway      {gw}
   API          {api_url}   (admin token: {token})
-  env file     {ENV_FILE}
+  env file     {ENV_FILE}   (source it: it exports TRONCH_API_URL, TRONCH_ADMIN_TOKEN, ...)
 
 A demo key (test environment, 5 requests per 10 s), shown this once:
   {key['key']}
@@ -400,17 +591,46 @@ A demo key (test environment, 5 requests per 10 s), shown this once:
   curl -s {api_url}/api/v1/keys -H 'Authorization: Bearer {token}'     # list keys
 """, flush=True)
     if detach:
-        print("Detached. Stop with: ./run.sh stop")
+        print("Detached. Status: ./run.sh status; stop with: ./run.sh stop")
         return
     print("Ctrl-C stops everything.", flush=True)
+    down: set[str] = set()
     try:
-        while all(pid_alive(p, n) for n, p in pids.items()):
+        while True:   # a component stopped on purpose (runbook procedures) is noted, not fatal
+            now_down = {n for n in COMPONENTS if not find(n)}
+            for n in sorted(now_down - down):
+                print(f"run.sh: {n} is not running; `./run.sh start {n}` brings it back (Ctrl-C stops everything)",
+                      file=sys.stderr, flush=True)
+            for n in sorted(down - now_down):
+                say(f"{n} is running again (pid {find(n)})")
+            down = now_down
             time.sleep(0.5)
-        dead = [n for n, p in pids.items() if not pid_alive(p, n)]
-        print(f"run.sh: {', '.join(dead)} exited; stopping the rest", file=sys.stderr)
     except KeyboardInterrupt:
         print()
-    stop_pids(pids)
+    stop_all(pids)
+
+
+def status(names: list[str]) -> int:
+    """One line per component; exit 0 if all of them run, 3 if any does not (as LSB status)."""
+    code = 0
+    for name in names:
+        pid, port = find(name), PORTS[PORT_OF[name]]
+        if pid:
+            extra = ""
+            if name == "tronchd":
+                try:
+                    st, body = api("GET", "/api/v1/health", admin_token())
+                    redis = body.get("checks", {}).get("redis", {})
+                    extra = f"  health {st} {body.get('status')}, mirror_complete {redis.get('mirror_complete')}"
+                except OSError as e:
+                    extra = f"  health: no answer ({e})"
+            print(f"{name:<9} running  pid {pid:<8} 127.0.0.1:{port}{extra}")
+        else:
+            code = 3
+            other = listener_pids(port) if port_taken(port) else []
+            note = f" (port {port} held by pid {other[0] if other else '?'}, not this stack's)" if port_taken(port) else ""
+            print(f"{name:<9} stopped{note}   start: ./run.sh start {name}")
+    return code
 
 
 def _interrupt(signum, frame):
@@ -423,18 +643,37 @@ def main() -> None:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     parser = argparse.ArgumentParser(prog="run.sh")
-    parser.add_argument("command", nargs="?", default="up", choices=["up", "stop"])
+    parser.add_argument("command", nargs="?", default="up", choices=["up", "stop", "start", "restart", "status"])
+    parser.add_argument("component", nargs="?", choices=COMPONENTS)
     parser.add_argument("--detach", action="store_true")
     args = parser.parse_args()
-    if args.command == "stop":
-        pids = running_pids()
-        if not pids:
-            print("run.sh: nothing is running from", RUN_DIR)
-            STATE.unlink(missing_ok=True)
-            return
-        stop_pids(pids)
+    if args.command == "up":
+        if args.component:
+            parser.error("up starts everything; one component: ./run.sh start COMPONENT")
+        up(args.detach)
         return
-    up(args.detach)
+    if args.command == "status":
+        sys.exit(status([args.component] if args.component else list(COMPONENTS)))
+    if args.command == "stop":
+        if not args.component:
+            sys.exit(stop_all())
+        stop_component(args.component)
+        write_state()
+        return
+    if not args.component:
+        parser.error(f"{args.command} needs a component: {', '.join(COMPONENTS)}")
+    if args.command == "restart":
+        stop_component(args.component)
+    elif find(args.component):
+        say(f"{args.component} is already running (pid {find(args.component)})")
+        return
+    try:
+        pid = start_component(args.component)
+    except (StepFailed, RuntimeError, OSError, subprocess.CalledProcessError) as e:
+        write_state()
+        fail(f"starting {args.component} failed: {e}")
+    write_state()
+    say(f"started {args.component} (pid {pid})")
 
 
 if __name__ == "__main__":

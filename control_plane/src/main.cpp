@@ -99,7 +99,9 @@ int serve(const Config& c) {
     Api api(keys, pool, redis_api, mirror, metrics, c.admin_token);
     HttpServer server(c.listen, c.io_threads, c.worker_threads, api);
 
-    mirror.tick();  // re-mirror everything at start-up (if Redis is up; else the loop retries)
+    // Re-mirror everything at start-up (if Redis is up; else the loop retries), unless the previous
+    // run stopped cleanly with the mirror complete (Mirror::take_over).
+    if (!mirror.take_over()) mirror.tick();
 
     auto last_purge = std::chrono::steady_clock::now();  // the scan above just ran
     // While PostgreSQL is down these loops fail every round: log the change, then once a minute.
@@ -135,6 +137,7 @@ int serve(const Config& c) {
     });
     maintenance.join();
     usage_loop.join();
+    mirror.hand_over();  // after the last write: see Mirror::hand_over
     log::info("tronchd stopped");
     return 0;
 }

@@ -67,6 +67,17 @@ public:
     // Re-mirror (so re-sign) every live key; no event: nothing a gateway holds changed. Throws.
     void resign();
     bool dirty() const { return dirty_.load(); }
+
+    // A restart without a full re-mirror (mirror_handover.cpp). At a clean shutdown with the
+    // mirror complete, hand_over() leaves a note in Redis (kHandover: the signing kid and when
+    // the last full pass was signed); at start-up take_over() consumes it (GETDEL) and, if the
+    // epoch mark is there, the kid is this signer's and the signatures are fresh, takes the mirror
+    // as complete: no rebuild, the usual re-sign at half the validity. A crash, a failed write
+    // (dirty), a flushed Redis or a new signing key leave no usable note: full rebuild as before.
+    // Neither throws.
+    void hand_over() noexcept;
+    bool take_over() noexcept;
+    static constexpr const char* kHandover = "tronch:mirror:handover";
     const RecordSigner& signer() const { return signer_; }
 
 private:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -40,8 +41,14 @@ class Stack:
         return r
 
     def read_env(self) -> dict[str, str]:
-        lines = (self.run_dir / "env").read_text().splitlines()
-        return dict(line.split("=", 1) for line in lines if line)
+        # `export NAME=value` lines, shell-quoted (so `source .run/env` exports them)
+        out = {}
+        for line in (self.run_dir / "env").read_text().splitlines():
+            if line:
+                assert line.startswith("export "), line
+                name, value = line[len("export "):].split("=", 1)
+                out[name] = shlex.split(value)[0] if value else ""
+        return out
 
     def api(self, method: str, path: str, env: dict[str, str], **kw) -> requests.Response:
         return requests.request(method, env["TRONCH_API_URL"] + path, timeout=10,
