@@ -10,3 +10,5 @@ tronch_pytest(cp_openapi test_cp_openapi.py LABELS cp TIMEOUT 900)
 tronch_pytest(cp_crash test_cp_crash.py LABELS cp)
 tronch_pytest(cp_postgres test_cp_postgres.py LABELS cp)
 tronch_pytest(cp_redis_prod test_cp_redis_prod.py LABELS cp TIMEOUT 600)
+# Issue 21: operator experience, one test per finding (tronchd, tronchctl).
+tronch_pytest(cp_ops_findings test_ops_findings.py LABELS cp)
