@@ -604,6 +604,9 @@ A demo key (test environment, 5 requests per 10 s), shown this once:
             for n in sorted(down - now_down):
                 say(f"{n} is running again (pid {find(n)})")
             down = now_down
+            if len(down) == len(COMPONENTS):   # `./run.sh stop` from another shell
+                print("run.sh: every component is stopped; exiting", file=sys.stderr)
+                return
             time.sleep(0.5)
     except KeyboardInterrupt:
         print()

@@ -34,12 +34,14 @@ class Operator:
     def __init__(self, stack: Stack):
         self.stack = stack
 
-    def sh(self, cmd: str, check: bool = True, documented: bool = True) -> subprocess.CompletedProcess:
+    def sh(self, cmd: str, check: bool = True, documented: bool = True,
+           shell_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         if documented:
             assert cmd in RUNBOOK, f"the runbook no longer says: {cmd}"
         real = cmd.replace(".run/", f"{self.stack.run_dir}/")
         env = self.stack.env()
         env["PATH"] = f"{h.BUILD_DIR / 'control_plane'}:{env['PATH']}"   # `tronchctl`
+        env.update(shell_env or {})
         script = f"set -e\nif [ -f {self.stack.run_dir}/env ]; then source {self.stack.run_dir}/env; fi\n{real}\n"
         r = subprocess.run(["bash", "-c", script], cwd=h.SOURCE_DIR, env=env, capture_output=True, text=True,
                            timeout=180)
@@ -125,7 +127,9 @@ def test_every_runbook_procedure(stack):
     body = {"environment": "live", "name": "idempotent"}
     first = op.api("POST", "/api/v1/keys", json=body, headers=idem)
     assert first.status_code == 201
-    op.sh("openssl rand -base64 32 | tr -d '\\n' > .run/admin_token && ./run.sh restart tronchd && source .run/env")
+    # from a shell that happens to export another TRONCH_SECRET_KEY: run.sh keeps its own (the finding)
+    op.sh("openssl rand -base64 32 | tr -d '\\n' > .run/admin_token && ./run.sh restart tronchd && source .run/env",
+          shell_env={"TRONCH_SECRET_KEY": os.urandom(32).hex()})
     assert op.env()["TRONCH_ADMIN_TOKEN"] != old_token
     assert op.api("GET", "/api/v1/keys", token=old_token).status_code == 401
     assert op.api("GET", "/api/v1/keys").status_code == 200
