@@ -6,8 +6,10 @@ PostgreSQL outages, rotating the admin token and the server secret, a leaked key
 prefix with the CLI, log rotation for nginx and tronchd."""
 from __future__ import annotations
 
+import datetime
 import os
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -187,6 +189,22 @@ def test_every_runbook_procedure(stack):
     wait_until(lambda: tlog.stat().st_size > 0, timeout=10)
     data = tlog.read_bytes()
     assert data.startswith(b"{") and b"\0" not in data               # no hole: O_APPEND
+
+    # ---- expiry is exact to the second the API stores (docs/api.md) -----------------------------
+    at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=3)
+    at = at.replace(microsecond=870000)                              # the finding: refused ~0.87 s early
+    expiring = op.create(name="expiring", expires_at=at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    stored = datetime.datetime.fromisoformat(expiring["expires_at"].replace("Z", "+00:00")).timestamp()
+    assert stored == int(at.timestamp()) + 1                         # rounded up, and said so
+    while True:
+        r = op.gateway(expiring["key"])
+        answered = time.time()
+        if r.status_code != 200:
+            break
+        assert answered < stored + 5, "still passing well after its expires_at"
+        time.sleep(0.02)
+    assert r.status_code == 403 and problem(r)["code"] == "expired_key"
+    assert answered >= stored, f"refused {stored - answered:.3f} s before its expires_at"
 
     # ---- restarting nginx ----------------------------------------------------------------------
     assert "stopped nginx (pid" in op.sh("./run.sh restart nginx").stdout
