@@ -1,7 +1,7 @@
 #include "key_row.hpp"
 
 #include "tronch/cidr.hpp"
-#include "validation.hpp"
+#include "times.hpp"
 
 namespace tronch::cp {
 

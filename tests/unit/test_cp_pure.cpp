@@ -16,7 +16,7 @@ std::string code_of(const std::function<void()>& f) {
     try {
         f();
     } catch (const ApiError& e) {
-        return e.code;
+        return std::string(to_string(e.code));
     }
     return "";
 }
