@@ -1,6 +1,5 @@
 #include "keys.hpp"
 
-#include <chrono>
 #include <set>
 
 #include <openssl/crypto.h>
@@ -23,17 +22,6 @@ namespace {
 
 constexpr std::int64_t kIdempotencyTtlHours = 24;
 
-Param opt_num(const std::optional<std::int64_t>& v) { return v ? Param(std::to_string(*v)) : std::nullopt; }
-
-std::string insert_sql() {
-    return std::string(
-               "INSERT INTO api_keys (key_prefix, key_hash, environment, name, owner, scopes, rate_limit, "
-               "rate_period_seconds, rate_burst, allowed_cidrs, metadata, expires_at, rotated_from) "
-               "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10::jsonb, $11::jsonb, "
-               "CASE WHEN $12::bigint IS NULL THEN NULL ELSE ") +
-           ts_param(12) + " END, $13::uuid) RETURNING " + kKeyColumns;
-}
-
 KeyRow lock_key(PgConn& c, const std::string& id) {
     auto r = c.exec(std::string("SELECT ") + kKeyColumns + " FROM api_keys WHERE id = $1::uuid FOR UPDATE", {id});
     if (r.rows() == 0) throw ApiError(404, ErrorCode::key_not_found, "no key with id " + id);
@@ -44,6 +32,22 @@ void check_if_match(const RequestContext& ctx, const KeyRow& k) {
     if (!if_match_allows(ctx.if_match, k.version))
         throw ApiError(412, ErrorCode::precondition_failed,
                        "If-Match does not match the key's current ETag " + etag_for(k.version));
+}
+
+// A new key's fields from a create request (what insert_key() takes).
+KeyRow new_key_of(const CreateKeyRequest& req, const std::string& prefix, const std::string& hash) {
+    KeyRow k;
+    k.key_prefix = prefix;
+    k.key_hash = hash;
+    k.environment = req.environment;
+    k.name = req.name;
+    k.owner = req.owner;
+    k.scopes = req.scopes;
+    k.limit = req.limit;
+    k.allowed_cidrs = req.allowed_cidrs;
+    k.metadata = req.metadata;
+    k.expires_us = req.expires_at_us;
+    return k;
 }
 
 // The API view plus the plaintext, shown this once. Takes the view already built for the audit
@@ -123,13 +127,7 @@ ServiceResult KeyService::create(const nlohmann::json& body, const RequestContex
         if (idem) {
             if (auto replay = idem_replay(c, *idem)) return *replay;
         }
-        std::optional<std::int64_t> rate, period, burst;
-        if (req.limit) rate = req.limit->rate, period = req.limit->period_seconds, burst = req.limit->burst;
-        auto r = c.exec(insert_sql(), {prefix, hash, std::string(to_string(req.environment)), req.name, req.owner,
-                                       nlohmann::json(req.scopes).dump(), opt_num(rate), opt_num(period), opt_num(burst),
-                                       nlohmann::json(req.allowed_cidrs).dump(), req.metadata.dump(),
-                                       opt_num(req.expires_at_us), std::nullopt});
-        KeyRow k = read_key_row(r, 0);
+        KeyRow k = insert_key(c, new_key_of(req, prefix, hash));
         held = mirror_.hold(k.id);
         created = k;
         nlohmann::json view = key_api_json(k);
@@ -221,21 +219,21 @@ ServiceResult KeyService::patch(const std::string& id, const nlohmann::json& bod
     ServiceResult res = pg_.transaction([&](PgConn& c) {
         KeyRow k = lock_key(c, id);
         check_if_match(ctx, k);
-        if (k.status != "active" && k.status != "rotating")
-            throw ApiError(409, ErrorCode::key_not_active, "key is " + k.status + "; only active or rotating keys can be changed");
+        if (k.status != KeyStatus::active && k.status != KeyStatus::rotating)
+            throw ApiError(409, ErrorCode::key_not_active,
+                           "key is " + std::string(to_string(k.status)) + "; only active or rotating keys can be changed");
         KeyRow n = k;
         if (req.name) n.name = *req.name;
         if (req.scopes) n.scopes = *req.scopes;
         if (req.limit_set) n.limit = req.limit;
         if (req.allowed_cidrs) n.allowed_cidrs = *req.allowed_cidrs;
         if (req.metadata) n.metadata = *req.metadata;
-        std::optional<std::int64_t> rate, period, burst;
-        if (n.limit) rate = n.limit->rate, period = n.limit->period_seconds, burst = n.limit->burst;
+        LimitParams l = limit_params(n.limit);
         auto r = c.exec(std::string("UPDATE api_keys SET name = $2, scopes = $3::jsonb, rate_limit = $4, "
                                     "rate_period_seconds = $5, rate_burst = $6, allowed_cidrs = $7::jsonb, "
                                     "metadata = $8::jsonb, updated_at = now(), version = version + 1 "
                                     "WHERE id = $1::uuid RETURNING ") + kKeyColumns,
-                        {id, n.name, n.scopes.dump(), opt_num(rate), opt_num(period), opt_num(burst),
+                        {id, n.name, n.scopes.dump(), l.rate, l.period_seconds, l.burst,
                          n.allowed_cidrs.dump(), n.metadata.dump()});
         KeyRow after = read_key_row(r, 0);
         write_audit_row(c, ctx, "update", id, key_api_json(k), key_api_json(after));
@@ -263,17 +261,15 @@ ServiceResult KeyService::rotate(const std::string& id, const nlohmann::json& bo
         }
         KeyRow old = lock_key(c, id);
         check_if_match(ctx, old);
-        if (old.status != "active")
-            throw ApiError(409, ErrorCode::key_not_active, "key is " + old.status + "; only an active key can be rotated");
-        Environment env = old.environment == "test" ? Environment::test : Environment::live;
-        std::string plaintext = generate_key(env);
-        std::string hash = key_hash_hex(plaintext);
-        std::optional<std::int64_t> rate, period, burst;
-        if (old.limit) rate = old.limit->rate, period = old.limit->period_seconds, burst = old.limit->burst;
-        auto r = c.exec(insert_sql(), {std::string(display_prefix(plaintext)), hash, old.environment, old.name, old.owner,
-                                       old.scopes.dump(), opt_num(rate), opt_num(period), opt_num(burst),
-                                       old.allowed_cidrs.dump(), old.metadata.dump(), opt_num(old.expires_us), old.id});
-        KeyRow fresh = read_key_row(r, 0);
+        if (old.status != KeyStatus::active)
+            throw ApiError(409, ErrorCode::key_not_active,
+                           "key is " + std::string(to_string(old.status)) + "; only an active key can be rotated");
+        std::string plaintext = generate_key(old.environment);
+        KeyRow successor = old;  // same fields, new secret, and a link back
+        successor.key_prefix = display_prefix(plaintext);
+        successor.key_hash = key_hash_hex(plaintext);
+        successor.rotated_from = old.id;
+        KeyRow fresh = insert_key(c, successor);
         auto u = grace == 0
                      ? c.exec(std::string("UPDATE api_keys SET status = 'revoked', revoked_at = now(), updated_at = now(), "
                                           "version = version + 1 WHERE id = $1::uuid RETURNING ") + kKeyColumns,
@@ -313,7 +309,7 @@ ServiceResult KeyService::rotate(const std::string& id, const nlohmann::json& bo
 ServiceResult KeyService::revoke(const std::string& id, const RequestContext& ctx) {
     bool changed = pg_.transaction([&](PgConn& c) {
         KeyRow k = lock_key(c, id);
-        if (k.status == "revoked") return false;  // idempotent
+        if (k.status == KeyStatus::revoked) return false;  // idempotent
         check_if_match(ctx, k);
         auto r = c.exec(std::string("UPDATE api_keys SET status = 'revoked', revoked_at = now(), updated_at = now(), "
                                     "version = version + 1 WHERE id = $1::uuid RETURNING ") + kKeyColumns,
