@@ -1,21 +1,21 @@
 #include "keys.hpp"
 
-#include <set>
+#include <algorithm>
 
 #include <openssl/crypto.h>
 
 #include "api_error.hpp"
 #include "audit_log.hpp"
 #include "cursor.hpp"
+#include "etag.hpp"
 #include "idempotency.hpp"
+#include "key_fields.hpp"
 #include "key_row.hpp"
 #include "log.hpp"
-#include "tronch/key_format.hpp"
-#include "tronch/key_hash.hpp"
-#include "etag.hpp"
-#include "key_fields.hpp"
 #include "query.hpp"
 #include "times.hpp"
+#include "tronch/key_format.hpp"
+#include "tronch/key_hash.hpp"
 
 namespace tronch::cp {
 namespace {
@@ -352,13 +352,11 @@ int KeyService::sweep_expired() {
     return static_cast<int>(ids.size());
 }
 
-int KeyService::purge_idempotency() {
-    auto r = pg_.with_conn([&](PgConn& c) {
+void KeyService::purge_idempotency() {
+    pg_.with_conn([&](PgConn& c) {
         return c.exec("DELETE FROM idempotency_keys WHERE created_at < now() - $1::bigint * interval '1 hour'",
                       {std::to_string(kIdempotencyTtlHours)});
     });
-    (void)r;
-    return 0;
 }
 
 }  // namespace tronch::cp

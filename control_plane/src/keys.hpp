@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <string>
 
@@ -33,7 +32,7 @@ public:
     // then mirrors them. Returns how many.
     int sweep_expired();
     // Deletes idempotency records older than 24 hours.
-    int purge_idempotency();
+    void purge_idempotency();
 
 private:
     struct Idem {
