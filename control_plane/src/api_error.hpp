@@ -29,7 +29,6 @@ enum class ErrorCode {
     key_not_active,
     precondition_failed,
     idempotency_key_reused,
-    idempotency_in_progress,
     database_unavailable,
     internal_error,
     bad_request,
@@ -41,7 +40,7 @@ constexpr std::string_view to_string(ErrorCode c) noexcept {
         "unknown_field",    "invalid_field",       "missing_field",          "unknown_parameter",
         "invalid_parameter", "invalid_id",         "invalid_cursor",         "invalid_header",
         "body_too_large",   "unsupported_media_type", "key_not_found",       "key_not_active",
-        "precondition_failed", "idempotency_key_reused", "idempotency_in_progress", "database_unavailable",
+        "precondition_failed", "idempotency_key_reused", "database_unavailable",
         "internal_error",   "bad_request",
     };
     static_assert(std::size(names) == static_cast<std::size_t>(ErrorCode::bad_request) + 1);

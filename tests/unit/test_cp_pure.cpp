@@ -180,3 +180,14 @@ BOOST_AUTO_TEST_CASE(route_table_matches_openapi) {
         for (auto& [method, op] : ops.items()) documented.emplace(method, path);
     BOOST_TEST((served == documented));
 }
+
+// Every ErrorCode tronchd can send is one the OpenAPI Error schema lists, and the other way round.
+BOOST_AUTO_TEST_CASE(error_codes_match_openapi) {
+    json doc = json::parse(embedded_openapi());
+    std::set<std::string> documented, sent;
+    for (auto& c : doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"])
+        documented.insert(c.get<std::string>());
+    for (int i = 0; i <= static_cast<int>(ErrorCode::bad_request); ++i)
+        sent.emplace(to_string(static_cast<ErrorCode>(i)));
+    BOOST_TEST((sent == documented));
+}
