@@ -494,8 +494,8 @@ ngx_http_tronch_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    mcf->shm_zone->init = ngx_http_tronch_cache_init_zone;
-    mcf->shm_zone->data = ngx_http_tronch_cache_create_ctx(cf);
+    mcf->shm_zone->init = ngx_http_tronch_zone_init;
+    mcf->shm_zone->data = ngx_http_tronch_zone_create_ctx(cf);
     if (mcf->shm_zone->data == NULL) {
         return NGX_CONF_ERROR;
     }

@@ -151,10 +151,6 @@ ngx_http_tronch_exists_reply(ngx_http_tronch_rconn_t *conn, redisReply *reply, v
 
     (void) conn;
 
-    if (ngx_http_tronch_cmd_link.inflight) {
-        ngx_http_tronch_cmd_link.inflight--;
-    }
-
     st = ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone);
 
     complete = (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0);
@@ -222,7 +218,6 @@ ngx_http_tronch_redis_lookup(const u_char *digest, ngx_http_tronch_lookup_done_p
         return NULL;
     }
 
-    link->inflight++;
     (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone)->redis_lookups, 1);
 
     return p;
@@ -233,7 +228,6 @@ static void
 ngx_http_tronch_link_reset(ngx_http_tronch_link_t *link)
 {
     link->state = NGX_HTTP_TRONCH_LINK_DOWN;
-    link->inflight = 0;
 
     if (link->timer.timer_set) {
         ngx_del_timer(&link->timer);
@@ -514,7 +508,6 @@ ngx_http_tronch_on_failed(ngx_http_tronch_rconn_t *rc, const char *err)
         ngx_log_error(level, ngx_http_tronch_redis_log, 0,
                       "tronch: redis %s: lost connection to %V: %s", link->name, &rc->addr->name, err);
         link->state = NGX_HTTP_TRONCH_LINK_DOWN;
-        link->inflight = 0;
         link->left = 0;
         ngx_http_tronch_link_schedule(link);
         return;
@@ -619,7 +612,6 @@ ngx_http_tronch_link_connect(ngx_http_tronch_link_t *link)
     }
 
     link->state = NGX_HTTP_TRONCH_LINK_CONNECTING;
-    link->inflight = 0;
 
     if (link->timer.timer_set) {
         ngx_del_timer(&link->timer);
@@ -692,7 +684,6 @@ ngx_http_tronch_redis_master_changed(void)
         }
 
         links[i]->state = NGX_HTTP_TRONCH_LINK_DOWN;
-        links[i]->inflight = 0;
         ngx_http_tronch_rconn_close(&links[i]->rc);   /* waiting lookups fail now */
 
         links[i]->backoff = NGX_HTTP_TRONCH_BACKOFF_MIN;
