@@ -292,8 +292,7 @@ ngx_http_tronch_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     for (i = 0; i < TRONCH_RESULT_COUNT; i++) {
-        len = tronch_bridge_problem_body((int) i, (char *) buf, sizeof(buf));
-        if (len == 0) {
+        if (tronch_bridge_problem_body((int) i, (char *) buf, sizeof(buf), &len) != TRONCH_OK) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "tronch: cannot build the problem body %ui", i);
             return NGX_CONF_ERROR;
         }
@@ -649,7 +648,7 @@ ngx_http_tronch_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         p = ngx_cpymem(p, value[i].data, value[i].len);
     }
 
-    if (tronch_bridge_parse_limit((const char *) text, p - text, limit, err, sizeof(err)) != 0) {
+    if (tronch_bridge_parse_limit((const char *) text, p - text, limit, err, sizeof(err)) != TRONCH_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" directive: %s", &cmd->name, err);
         return NGX_CONF_ERROR;
     }

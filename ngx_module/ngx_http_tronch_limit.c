@@ -178,7 +178,7 @@ ngx_http_tronch_limit_of(ngx_http_request_t *r, ngx_http_tronch_loc_conf_t *lcf,
     }
 
     if (tronch_bridge_record_limit(rec->limit_rate, rec->limit_period, rec->limit_burst, limit)
-        != 0)
+        != TRONCH_OK)
     {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "tronch: key %s has an unusable limit, tronch_default_limit applies", rec->id);

@@ -527,7 +527,7 @@ ngx_http_tronch_start(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
                                                                : TRONCH_RESULT_MISSING_KEY);
     }
 
-    if (tronch_bridge_parse_key((const char *) key.data, key.len, &ctx->key_env, ctx->digest) != 0) {
+    if (tronch_bridge_parse_key((const char *) key.data, key.len, &ctx->key_env, ctx->digest) != TRONCH_OK) {
         return ngx_http_tronch_finish_unlooked(r, mcf, lcf, ctx, TRONCH_RESULT_MALFORMED_KEY);
     }
 

@@ -125,7 +125,7 @@ ngx_http_tronch_get_reply(ngx_http_tronch_rconn_t *rc, redisReply *reply, void *
     }
 
     if (reply->type != REDIS_REPLY_STRING
-        || tronch_bridge_decode_record(reply->str, reply->len, &p->record, err, sizeof(err)) != 0)
+        || tronch_bridge_decode_record(reply->str, reply->len, &p->record, err, sizeof(err)) != TRONCH_OK)
     {
         if (reply->type != REDIS_REPLY_STRING) {
             ngx_cpystrn((u_char *) err, (u_char *) "not a string", sizeof(err));
@@ -186,8 +186,7 @@ ngx_http_tronch_redis_lookup(const u_char *digest, ngx_http_tronch_lookup_done_p
         return NULL;
     }
 
-    len = tronch_bridge_redis_key(digest, name, sizeof(name));
-    if (len == 0) {
+    if (tronch_bridge_redis_key(digest, name, sizeof(name), &len) != TRONCH_OK) {
         return NULL;
     }
 
@@ -309,7 +308,7 @@ ngx_http_tronch_event_message(ngx_http_tronch_rconn_t *rc, redisReply *reply, vo
 
     st = ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone);
 
-    if (tronch_bridge_parse_event(payload->str, payload->len, &type, digest) != 0) {
+    if (tronch_bridge_parse_event(payload->str, payload->len, &type, digest) != TRONCH_OK) {
         (void) ngx_atomic_fetch_add(&st->events_invalid, 1);
         ngx_log_error(NGX_LOG_WARN, ngx_http_tronch_redis_log, 0,
                       "tronch: ignored an invalid event on %s", tronch_bridge_events_channel());

@@ -12,7 +12,7 @@ static char  ngx_http_tronch_gcra_sha[41];
 ngx_int_t
 ngx_http_tronch_redis_limit_init(void)
 {
-    return tronch_bridge_gcra_script_sha1(ngx_http_tronch_gcra_sha) == 0 ? NGX_OK : NGX_ERROR;
+    return tronch_bridge_gcra_script_sha1(ngx_http_tronch_gcra_sha) == TRONCH_OK ? NGX_OK : NGX_ERROR;
 }
 
 
@@ -105,8 +105,7 @@ ngx_http_tronch_redis_gcra(const char *key_id, const tronch_limit_t *limit,
         return NULL;
     }
 
-    p->name_len = tronch_bridge_rate_limit_key(key_id, p->name, sizeof(p->name));
-    if (p->name_len == 0) {
+    if (tronch_bridge_rate_limit_key(key_id, p->name, sizeof(p->name), &p->name_len) != TRONCH_OK) {
         ngx_http_tronch_pending_put(p);
         return NULL;
     }

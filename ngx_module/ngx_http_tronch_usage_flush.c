@@ -117,13 +117,14 @@ ngx_http_tronch_flush_cmd_field(ngx_http_tronch_flush_cmd_t *cmd, const char *id
     size_t        len;
     u_char       *p;
 
-    len = tronch_bridge_usage_field(id, bucket, counter, (char *) cmd->free,
-                                    NGX_HTTP_TRONCH_FIELD_MAX);
-    if (len == 0) {
+    if (tronch_bridge_usage_field(id, bucket, counter, (char *) cmd->free, NGX_HTTP_TRONCH_FIELD_MAX,
+                                  &len)
+        != TRONCH_OK)
+    {
         return NGX_ERROR;
     }
 
-    if (counter == 'l') {
+    if (counter == TRONCH_USAGE_LAST_USED) {
         argv = cmd->seen;
         argvlen = cmd->seen_len;
         argc = &cmd->seen_argc;
@@ -204,7 +205,7 @@ ngx_http_tronch_flush_handler(ngx_event_t *ev)
             u = &ngx_http_tronch_flush_buf[i];
 
             if (u->requests) {
-                if (ngx_http_tronch_flush_cmd_field(cmd, u->id, bucket, 'r', u->requests) == NGX_OK) {
+                if (ngx_http_tronch_flush_cmd_field(cmd, u->id, bucket, TRONCH_USAGE_REQUESTS, u->requests) == NGX_OK) {
                     cmd->requests += u->requests;
                 } else {
                     failed++;
@@ -212,11 +213,12 @@ ngx_http_tronch_flush_handler(ngx_event_t *ev)
             }
 
             if (u->errors) {
-                failed += (ngx_http_tronch_flush_cmd_field(cmd, u->id, bucket, 'e', u->errors)
+                failed += (ngx_http_tronch_flush_cmd_field(cmd, u->id, bucket, TRONCH_USAGE_ERRORS, u->errors)
                            != NGX_OK);
             }
 
-            failed += (ngx_http_tronch_flush_cmd_field(cmd, u->id, 0, 'l', u->last_used) != NGX_OK);
+            failed += (ngx_http_tronch_flush_cmd_field(cmd, u->id, 0, TRONCH_USAGE_LAST_USED,
+                                                       u->last_used) != NGX_OK);
         }
 
         if (count) {

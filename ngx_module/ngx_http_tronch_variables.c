@@ -117,7 +117,13 @@ ngx_http_tronch_safe_request_variable(ngx_http_request_t *r, ngx_http_variable_v
         return NGX_ERROR;
     }
 
-    v->len = tronch_bridge_mask_keys((const char *) line->data, line->len, (char *) p, len);
+    if (tronch_bridge_mask_keys((const char *) line->data, line->len, (char *) p, len, &len)
+        != TRONCH_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    v->len = len;
     v->data = p;
 
     return NGX_OK;
