@@ -151,13 +151,16 @@ ngx_http_tronch_limit_degraded(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch
 
 
 ngx_int_t
-ngx_http_tronch_limit_redis_done(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_ctx_t *ctx,
-    ngx_int_t rc, const tronch_decision_t *d)
+ngx_http_tronch_limit_redis_failed(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_ctx_t *ctx)
 {
-    if (rc != NGX_OK || d == NULL) {
-        return ngx_http_tronch_limit_degraded(mcf, ctx);
-    }
+    return ngx_http_tronch_limit_degraded(mcf, ctx);
+}
 
+
+ngx_int_t
+ngx_http_tronch_limit_redis_decided(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_ctx_t *ctx,
+    const tronch_decision_t *d)
+{
     ctx->decision = *d;
 
     /* the state is in Redis: here only the usage */

@@ -62,7 +62,7 @@ ngx_http_tronch_ctx_cleanup(void *data)
     ngx_http_tronch_ctx_t  *ctx = data;
 
     if (ctx->pending) {
-        ngx_http_tronch_redis_cancel(ctx->pending, 0);
+        ngx_http_tronch_redis_cancel(ctx->pending);
         ctx->pending = NULL;
     }
 
@@ -179,7 +179,7 @@ ngx_http_tronch_finish(ngx_http_request_t *r, ngx_http_tronch_ctx_t *ctx, ngx_ui
 /* A refusal decided before any lookup; from an address out of failure budget, 429 instead (the
  * budget's answer does not depend on the key, so it tells a guesser nothing). */
 static ngx_int_t
-ngx_http_tronch_finish_unlooked(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
+ngx_http_tronch_finish_before_lookup(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
     ngx_http_tronch_loc_conf_t *lcf, ngx_http_tronch_ctx_t *ctx, ngx_uint_t result)
 {
     if (ngx_http_tronch_limit_address_check(r, mcf, lcf, ctx) != NGX_OK) {
@@ -332,12 +332,21 @@ ngx_http_tronch_lookup_answered(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronc
 }
 
 
-/* The Redis GCRA check's answer (rc NGX_OK), or its failure (degraded local check). */
+/* The Redis GCRA check's answer: ctx->decision is final. */
 static void
 ngx_http_tronch_limit_answered(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_ctx_t *ctx,
-    ngx_int_t rc, const tronch_decision_t *d)
+    const tronch_decision_t *d)
 {
-    (void) ngx_http_tronch_limit_redis_done(mcf, ctx, rc, d);
+    (void) ngx_http_tronch_limit_redis_decided(mcf, ctx, d);
+    ctx->state = NGX_HTTP_TRONCH_LIMITED;
+}
+
+
+/* The Redis GCRA check failed or timed out: the degraded local check is final. */
+static void
+ngx_http_tronch_limit_failed(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_ctx_t *ctx)
+{
+    (void) ngx_http_tronch_limit_redis_failed(mcf, ctx);
     ctx->state = NGX_HTTP_TRONCH_LIMITED;
 }
 
@@ -387,7 +396,7 @@ ngx_http_tronch_wait_handler(ngx_http_request_t *r)
         ctx->pending = NULL;
 
         if (p) {
-            ngx_http_tronch_redis_cancel(p, 1);
+            ngx_http_tronch_redis_timed_out(p);
         }
 
         if (ctx->state == NGX_HTTP_TRONCH_LOOKUP) {
@@ -397,7 +406,7 @@ ngx_http_tronch_wait_handler(ngx_http_request_t *r)
         } else {
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                           "tronch: redis rate limit check timed out, degraded to local limits");
-            ngx_http_tronch_limit_answered(mcf, ctx, NGX_ERROR, NULL);
+            ngx_http_tronch_limit_failed(mcf, ctx);
         }
     }
 
@@ -464,9 +473,10 @@ ngx_http_tronch_lookup_done(void *data, ngx_http_tronch_lookup_rc_e rc, ngx_uint
 static void
 ngx_http_tronch_limit_done(void *data, ngx_int_t rc, const tronch_decision_t *d)
 {
-    ngx_http_tronch_ctx_t  *ctx = data;
-    ngx_http_request_t     *r = ctx->request;
-    ngx_connection_t       *c;
+    ngx_http_tronch_ctx_t        *ctx = data;
+    ngx_http_request_t           *r = ctx->request;
+    ngx_connection_t             *c;
+    ngx_http_tronch_main_conf_t  *mcf;
 
     ctx->pending = NULL;
 
@@ -474,8 +484,14 @@ ngx_http_tronch_limit_done(void *data, ngx_int_t rc, const tronch_decision_t *d)
         return;
     }
 
-    ngx_http_tronch_limit_answered(ngx_http_get_module_main_conf(r, ngx_http_tronch_module),
-                                   ctx, rc, d);
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_tronch_module);
+
+    if (rc == NGX_OK) {
+        ngx_http_tronch_limit_answered(mcf, ctx, d);
+
+    } else {
+        ngx_http_tronch_limit_failed(mcf, ctx);
+    }
 
     c = r->connection;
     ngx_http_tronch_resume(r);
@@ -522,13 +538,12 @@ ngx_http_tronch_start(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
     rc = ngx_http_tronch_find_key(r, lcf, &key, &ctx->key_elt);
 
     if (rc != NGX_OK) {
-        return ngx_http_tronch_finish_unlooked(r, mcf, lcf, ctx,
-                                               rc == NGX_ABORT ? TRONCH_RESULT_AMBIGUOUS_CREDENTIALS
-                                                               : TRONCH_RESULT_MISSING_KEY);
+        return ngx_http_tronch_finish_before_lookup(r, mcf, lcf, ctx,
+                   rc == NGX_ABORT ? TRONCH_RESULT_AMBIGUOUS_CREDENTIALS : TRONCH_RESULT_MISSING_KEY);
     }
 
     if (tronch_bridge_parse_key((const char *) key.data, key.len, &ctx->key_env, ctx->digest) != TRONCH_OK) {
-        return ngx_http_tronch_finish_unlooked(r, mcf, lcf, ctx, TRONCH_RESULT_MALFORMED_KEY);
+        return ngx_http_tronch_finish_before_lookup(r, mcf, lcf, ctx, TRONCH_RESULT_MALFORMED_KEY);
     }
 
     ctx->key_parsed = 1;
@@ -537,7 +552,8 @@ ngx_http_tronch_start(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
     if (lcf->environment != NGX_HTTP_TRONCH_ENV_ANY
         && (ngx_uint_t) ctx->key_env != lcf->environment)
     {
-        return ngx_http_tronch_finish_unlooked(r, mcf, lcf, ctx, TRONCH_RESULT_WRONG_ENVIRONMENT);
+        return ngx_http_tronch_finish_before_lookup(r, mcf, lcf, ctx,
+                                                    TRONCH_RESULT_WRONG_ENVIRONMENT);
     }
 
     st = ngx_http_tronch_stats(mcf->shm_zone);

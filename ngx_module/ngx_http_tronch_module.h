@@ -321,9 +321,10 @@ void ngx_http_tronch_cache_revalidate_all(ngx_shm_zone_t *zone);
  * NGX_AGAIN the Redis check is under way (done is called, unless cancelled). */
 ngx_int_t ngx_http_tronch_limit_key(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
     ngx_http_tronch_loc_conf_t *lcf, ngx_http_tronch_ctx_t *ctx, ngx_http_tronch_gcra_done_pt done);
-/* The Redis check's answer (rc NGX_OK and d), or its failure (degraded local check). */
-ngx_int_t ngx_http_tronch_limit_redis_done(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_ctx_t *ctx,
-    ngx_int_t rc, const tronch_decision_t *d);
+/* The Redis check's answer; or its failure (a degraded local check): NGX_OK or NGX_DECLINED. */
+ngx_int_t ngx_http_tronch_limit_redis_decided(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_ctx_t *ctx,
+    const tronch_decision_t *d);
+ngx_int_t ngx_http_tronch_limit_redis_failed(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_ctx_t *ctx);
 /* Peek: NGX_DECLINED if the client address has no failure budget left (ctx filled for headers). */
 ngx_int_t ngx_http_tronch_limit_address_check(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
     ngx_http_tronch_loc_conf_t *lcf, ngx_http_tronch_ctx_t *ctx);
@@ -371,8 +372,10 @@ void ngx_http_tronch_redis_exit_process(ngx_cycle_t *cycle);
 /* Starts a lookup; returns the pending handle, or NULL if Redis is not available now. */
 ngx_http_tronch_pending_t *ngx_http_tronch_redis_lookup(const u_char *digest,
     ngx_http_tronch_lookup_done_pt done, void *data, ngx_log_t *log);
-/* The caller no longer wants the answer (request gone, or timed out). */
-void ngx_http_tronch_redis_cancel(ngx_http_tronch_pending_t *p, ngx_uint_t timed_out);
+/* The caller no longer wants the answer (the request is gone). */
+void ngx_http_tronch_redis_cancel(ngx_http_tronch_pending_t *p);
+/* The caller waited tronch_redis_timeout: cancelled, counted, and the command link restarted. */
+void ngx_http_tronch_redis_timed_out(ngx_http_tronch_pending_t *p);
 
 ngx_uint_t ngx_http_tronch_redis_ready(void);
 ngx_http_tronch_pending_t *ngx_http_tronch_redis_gcra(const char *key_id, const tronch_limit_t *limit,

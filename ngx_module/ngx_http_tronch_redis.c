@@ -241,7 +241,7 @@ ngx_http_tronch_link_reset(ngx_http_tronch_link_t *link)
 
 
 void
-ngx_http_tronch_redis_cancel(ngx_http_tronch_pending_t *p, ngx_uint_t timed_out)
+ngx_http_tronch_redis_cancel(ngx_http_tronch_pending_t *p)
 {
     if (ngx_http_tronch_redis_exiting) {
         return;   /* the slots are gone with the worker's Redis state */
@@ -250,16 +250,25 @@ ngx_http_tronch_redis_cancel(ngx_http_tronch_pending_t *p, ngx_uint_t timed_out)
     p->done = NULL;
     p->gcra_done = NULL;
     p->data = NULL;
+}
 
-    if (timed_out) {
-        (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone)->redis_timeouts, 1);
 
-        /* Redis is slow or gone: start afresh (with backoff) rather than queue behind it */
-        ngx_log_error(NGX_LOG_WARN, ngx_http_tronch_redis_log, 0,
-                      "tronch: redis lookup timed out, reconnecting to %V",
-                      &ngx_http_tronch_redis_mcf->redis_addr);
-        ngx_http_tronch_link_reset(&ngx_http_tronch_cmd_link);
+void
+ngx_http_tronch_redis_timed_out(ngx_http_tronch_pending_t *p)
+{
+    if (ngx_http_tronch_redis_exiting) {
+        return;
     }
+
+    ngx_http_tronch_redis_cancel(p);
+
+    (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone)->redis_timeouts, 1);
+
+    /* Redis is slow or gone: start afresh (with backoff) rather than queue behind it */
+    ngx_log_error(NGX_LOG_WARN, ngx_http_tronch_redis_log, 0,
+                  "tronch: redis lookup timed out, reconnecting to %V",
+                  &ngx_http_tronch_redis_mcf->redis_addr);
+    ngx_http_tronch_link_reset(&ngx_http_tronch_cmd_link);
 }
 
 
