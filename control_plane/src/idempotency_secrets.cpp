@@ -58,7 +58,7 @@ void IdempotencySecrets::refuse_if_foreign() const {
         std::lock_guard lock(mu_);
         k = foreign_kid_;
     }
-    throw ApiError(409, codes::idempotency_secret_unknown,
+    throw ApiError(409, ErrorCode::idempotency_secret_unknown,
                    "Idempotency-Key records exist under a server secret this tronchd does not have (kid " + k +
                        "), so a retry cannot be told from a new request; nothing was created. The operator must set "
                        "TRONCH_SECRET_KEY_PREVIOUS to that secret; or send the request without Idempotency-Key");

@@ -31,7 +31,7 @@ BOOST_AUTO_TEST_CASE(prefix_filter_is_a_byte_range) {
     BOOST_TEST(parse_prefix_filter("z").to == "{");
     for (const char* bad : {"", "tronch%", "a b", "tronch_sk_live_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"}) {
         BOOST_CHECK_EXCEPTION(parse_prefix_filter(bad), ApiError,
-                              [](const ApiError& e) { return e.status == 400 && e.code == codes::invalid_parameter; });
+                              [](const ApiError& e) { return e.status == 400 && e.code == ErrorCode::invalid_parameter; });
     }
 }
 
