@@ -360,7 +360,31 @@ def start_nginx() -> int:
         raise StepFailed(f"nginx wrote no pid file; see {prefix / 'logs' / 'error.log'}")
     pid = int(pidfile.read_text())
     h.wait_for_port(PORTS["gateway"])
+    wait_gateway_linked(conf)
     return pid
+
+
+def wait_gateway_linked(conf: pathlib.Path, timeout: float = 10) -> None:
+    """Until every worker's Redis links (look-ups and events) are up: a request before that gets
+    the failure mode (503), so "started" would not yet mean "serving". Only a note if Redis is
+    not there (nginx runs anyway and connects when it is)."""
+    import re
+    m = re.search(r"^\s*worker_processes\s+(\d+);", conf.read_text(), re.M)
+    want = 2 * (int(m.group(1)) if m else 1)
+    url = f"http://127.0.0.1:{PORTS['gateway']}/tronch_status"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                text = resp.read().decode()
+            have = sum(float(line.split()[-1]) for line in text.splitlines()
+                       if line.startswith("tronch_redis_connects_total"))
+            if have >= want:
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    say(f"nginx is up, but not all its Redis connections are yet (is Redis running?); see {conf.parent / 'logs' / 'error.log'}")
 
 
 def killed_postmaster_lingers(log_text: bytes) -> bool:
