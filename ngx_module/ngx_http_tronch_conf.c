@@ -175,9 +175,9 @@ ngx_command_t  ngx_http_tronch_commands[] = {
       NULL },
 
     { ngx_string("tronch_limit_policy"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
       ngx_http_tronch_limit_policy,
-      NGX_HTTP_MAIN_CONF_OFFSET,
+      NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
@@ -217,7 +217,6 @@ ngx_http_tronch_create_main_conf(ngx_conf_t *cf)
     }
 
     mcf->redis_timeout = NGX_CONF_UNSET_MSEC;
-    mcf->limit_policy = NGX_CONF_UNSET_UINT;
     mcf->nodes = NGX_CONF_UNSET;
     ngx_http_tronch_redis_create_conf(&mcf->redis);
 
@@ -234,7 +233,6 @@ ngx_http_tronch_init_main_conf(ngx_conf_t *cf, void *conf)
     size_t                        len;
 
     ngx_conf_init_msec_value(mcf->redis_timeout, 250);
-    ngx_conf_init_uint_value(mcf->limit_policy, NGX_HTTP_TRONCH_POLICY_LOCAL);
     ngx_conf_init_value(mcf->nodes, 1);
 
     if (ngx_http_tronch_redis_init_conf(cf, mcf) != NGX_CONF_OK) {
@@ -286,6 +284,8 @@ ngx_http_tronch_create_loc_conf(ngx_conf_t *cf)
     lcf->stale_ttl = NGX_CONF_UNSET_MSEC;
     lcf->failure_mode = NGX_CONF_UNSET_UINT;
     lcf->require_https = NGX_CONF_UNSET;
+    lcf->limit_policy = NGX_CONF_UNSET_UINT;
+    lcf->lease_share = NGX_CONF_UNSET;
 
     return lcf;
 }
@@ -308,6 +308,8 @@ ngx_http_tronch_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->stale_ttl, prev->stale_ttl, 300000);
     ngx_conf_merge_uint_value(conf->failure_mode, prev->failure_mode, NGX_HTTP_TRONCH_FAIL_CLOSED);
     ngx_conf_merge_value(conf->require_https, prev->require_https, 0);
+    ngx_conf_merge_uint_value(conf->limit_policy, prev->limit_policy, NGX_HTTP_TRONCH_POLICY_LOCAL);
+    ngx_conf_merge_value(conf->lease_share, prev->lease_share, NGX_HTTP_TRONCH_LEASE_SHARE);
 
     if (!conf->default_limit_set) {
         conf->default_limit_set = prev->default_limit_set;
@@ -706,31 +708,56 @@ ngx_http_tronch_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 
+/* tronch_limit_policy local | redis | leased [share=N%] (http, server or location) */
 static char *
 ngx_http_tronch_limit_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_tronch_main_conf_t  *mcf = conf;
-    ngx_str_t                    *value;
+    ngx_http_tronch_loc_conf_t  *lcf = conf;
+    ngx_str_t                   *value;
+    ngx_int_t                    share;
 
     (void) cmd;
 
-    if (mcf->limit_policy != NGX_CONF_UNSET_UINT) {
+    if (lcf->limit_policy != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
     if (ngx_strcmp(value[1].data, "local") == 0) {
-        mcf->limit_policy = NGX_HTTP_TRONCH_POLICY_LOCAL;
+        lcf->limit_policy = NGX_HTTP_TRONCH_POLICY_LOCAL;
 
     } else if (ngx_strcmp(value[1].data, "redis") == 0) {
-        mcf->limit_policy = NGX_HTTP_TRONCH_POLICY_REDIS;
+        lcf->limit_policy = NGX_HTTP_TRONCH_POLICY_REDIS;
+
+    } else if (ngx_strcmp(value[1].data, "leased") == 0) {
+        lcf->limit_policy = NGX_HTTP_TRONCH_POLICY_LEASED;
 
     } else {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"tronch_limit_policy\" directive: invalid value \"%V\", "
-                           "it must be \"local\" or \"redis\"", &value[1]);
+                           "it must be \"local\", \"redis\" or \"leased\"", &value[1]);
         return NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts == 3) {
+        share = NGX_ERROR;
+        if (lcf->limit_policy == NGX_HTTP_TRONCH_POLICY_LEASED
+            && value[2].len > 7 && ngx_strncmp(value[2].data, "share=", 6) == 0
+            && value[2].data[value[2].len - 1] == '%')
+        {
+            share = ngx_atoi(value[2].data + 6, value[2].len - 7);
+        }
+
+        if (share == NGX_ERROR || share > 100) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"tronch_limit_policy\" directive: invalid parameter \"%V\", "
+                               "only \"leased\" takes one: share=N%% with N from 0 to 100 "
+                               "(the part of the burst all nodes may hold in leases)", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        lcf->lease_share = share;
     }
 
     return NGX_CONF_OK;

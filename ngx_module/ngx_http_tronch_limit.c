@@ -362,6 +362,7 @@ ngx_http_tronch_limit_key(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mc
     const tronch_record_t  *rec = &ctx->answer.record;
     u_char                  data[NGX_HTTP_TRONCH_LIMIT_KEY_MAX];
     size_t                  len;
+    tronch_decision_t       d;
 
     if (ctx->limit_checked) {
         /* an internal redirect: the request was counted once */
@@ -393,7 +394,20 @@ ngx_http_tronch_limit_key(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mc
         return NGX_OK;
     }
 
-    if (mcf->limit_policy == NGX_HTTP_TRONCH_POLICY_REDIS) {
+    if (lcf->limit_policy == NGX_HTTP_TRONCH_POLICY_LEASED) {
+        switch (ngx_http_tronch_lease_check(mcf, rec->id, &ctx->limit, lcf->lease_share, &d, done, ctx,
+                                            &ctx->pending))
+        {
+        case NGX_OK:
+            return ngx_http_tronch_limit_redis_done(mcf, ctx, NGX_OK, &d);
+        case NGX_AGAIN:
+            return NGX_AGAIN;
+        default:
+            return ngx_http_tronch_limit_local(mcf, ctx, 1);
+        }
+    }
+
+    if (lcf->limit_policy == NGX_HTTP_TRONCH_POLICY_REDIS) {
         ctx->pending = ngx_http_tronch_redis_gcra(rec->id, &ctx->limit, done, ctx);
 
         if (ctx->pending) {

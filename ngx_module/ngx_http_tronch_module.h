@@ -65,6 +65,10 @@ typedef struct {
     ngx_atomic_t  usage_dropped;
     ngx_atomic_t  usage_lost;         /* counted requests whose flush Redis never took */
     ngx_atomic_t  records_rejected;   /* records from Redis refused (signature, replay, ...) */
+    ngx_atomic_t  lease_requests;     /* lease scripts sent (ngx_http_tronch_lease.c) */
+    ngx_atomic_t  lease_granted;      /* requests Redis granted in leases */
+    ngx_atomic_t  lease_lapsed;       /* of those, lapsed unspent */
+    ngx_atomic_t  lease_local;        /* checks decided from a held lease */
 } ngx_http_tronch_stats_t;
 
 
@@ -77,10 +81,13 @@ typedef struct {
     ngx_queue_t                   dirty;        /* keys with usage not flushed yet, oldest first */
     ngx_atomic_t                  flush_owner;  /* pid of the worker flushing usage */
     ngx_msec_t                    flush_seen;   /* its last flush */
+    void                         *lease;        /* ngx_http_tronch_lease.c, made on first use */
 } ngx_http_tronch_limit_sh_t;
 
 #define NGX_HTTP_TRONCH_POLICY_LOCAL  0
 #define NGX_HTTP_TRONCH_POLICY_REDIS  1
+#define NGX_HTTP_TRONCH_POLICY_LEASED 2
+#define NGX_HTTP_TRONCH_LEASE_SHARE   50   /* % of the burst all nodes may hold in leases */
 
 
 /* Outcome of a cache lookup. */
@@ -135,7 +142,6 @@ typedef struct {
     /* Precomputed problem+json bodies, one per result: a refusal allocates nothing for them. */
     ngx_str_t                     bodies[TRONCH_RESULT_COUNT];
     ngx_uint_t                    enabled_somewhere;
-    ngx_uint_t                    limit_policy;   /* NGX_HTTP_TRONCH_POLICY_* */
     ngx_int_t                     nodes;          /* tronch_nodes */
     ngx_array_t                  *record_keys;    /* tronch_record_key: bridge handles; NULL: none */
 } ngx_http_tronch_main_conf_t;
@@ -155,6 +161,8 @@ typedef struct {
     tronch_limit_t                default_limit;  /* rate 0: none */
     ngx_uint_t                    address_limit_set;
     tronch_limit_t                address_limit;  /* rate 0: none */
+    ngx_uint_t                    limit_policy;   /* NGX_HTTP_TRONCH_POLICY_* */
+    ngx_int_t                     lease_share;    /* leased: % of the burst held in leases */
 } ngx_http_tronch_loc_conf_t;
 
 
@@ -326,6 +334,14 @@ ngx_int_t ngx_http_tronch_records_init_process(ngx_cycle_t *cycle, ngx_http_tron
 /* NGX_OK: the record may be used; NGX_DECLINED: refused as unknown (counted, logged once). */
 ngx_int_t ngx_http_tronch_records_accept(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
     ngx_http_tronch_ctx_t *ctx, const tronch_record_t *record);
+
+/* ngx_http_tronch_lease.c (tronch_limit_policy leased): NGX_OK decided from a held lease (d),
+ * NGX_AGAIN a lease was asked for and `done` will get the decision (*pending set), NGX_DECLINED
+ * Redis is unreachable and nothing is held (degraded local check). */
+ngx_int_t ngx_http_tronch_lease_check(ngx_http_tronch_main_conf_t *mcf, const char *id,
+    const tronch_limit_t *limit, ngx_int_t share, tronch_decision_t *d,
+    ngx_http_tronch_gcra_done_pt done, void *data, ngx_http_tronch_pending_t **pending);
+u_char *ngx_http_tronch_lease_status(ngx_http_tronch_stats_t *st, u_char *p);
 
 /* ngx_http_tronch_status.c */
 ngx_int_t ngx_http_tronch_status_handler(ngx_http_request_t *r);

@@ -136,6 +136,8 @@ ngx_http_tronch_status_handler(ngx_http_request_t *r)
         "tronch_records_rejected_total %uA\n",
         st->records_rejected);
 
+    p = ngx_http_tronch_lease_status(st, p);
+
     p = ngx_sprintf(p, "# HELP tronch_redis_latency_seconds Redis lookup round trips.\n"
                        "# TYPE tronch_redis_latency_seconds histogram\n");
     cumulative = 0;

@@ -23,6 +23,7 @@ LeaseGrant gcra_lease(std::int64_t stored_tat_us, std::int64_t now_us, const Gcr
     const std::int64_t room = now_us - tat + span;  // <= span; may be very negative
     const std::int64_t free = room > 0 ? room / interval : 0;
 
+    g.interval_us = interval;
     g.granted = std::min(want, free);
     const std::int64_t new_tat = tat + g.granted * interval;  // <= now + span
     const std::int64_t ahead = new_tat - now_us;
@@ -78,6 +79,7 @@ LeaseTake lease_take(LeaseState& s, std::int64_t now_us, std::int64_t cap) noexc
     LeaseTake t;
     observe_window(s, now_us);
     lapse(s, now_us);
+    if (now_us >= s.inflight_until_us) s.asking = 0;  // answers that never came
     const std::int64_t size = lease_size(s, now_us, cap);
     s.window_count++;
     t.reset_after_us = std::max<std::int64_t>(0, s.reset_at_us - now_us);
@@ -86,10 +88,12 @@ LeaseTake lease_take(LeaseState& s, std::int64_t now_us, std::int64_t cap) noexc
         s.tokens--;
         t.action = LeaseAction::Admit;
         t.remaining = s.tokens + s.remaining;
-        // renew before the lease runs out: at half of the next lease's size, topping up to it;
-        // not while a renewal is in flight, nor while Redis said "not enough yet"
-        if (size >= 2 && s.tokens <= size / 2 && now_us >= s.inflight_until_us && now_us >= s.closed_until_us) {
+        // renew before the lease runs out: at a quarter of the next lease's size, topping up to
+        // it; not while a lease is in flight, nor while the key is at its limit (Redis has
+        // nothing to give ahead of need: the next ask, when these are spent, takes what came)
+        if (size >= 2 && s.tokens <= size / 4 && now_us >= s.inflight_until_us && now_us >= s.starved_until_us) {
             t.renew = size - s.tokens;
+            s.asking += t.renew;
             s.inflight_until_us = now_us + kLeaseRenewTimeoutUs;
         }
         return t;
@@ -99,13 +103,25 @@ LeaseTake lease_take(LeaseState& s, std::int64_t now_us, std::int64_t cap) noexc
         t.retry_after_us = s.closed_until_us - now_us;
         return t;
     }
+    if (now_us < s.inflight_until_us && now_us < s.starved_until_us) {
+        // At its limit, and this node is asking already: one ask at a time (not one per
+        // request that arrives before the answer). A key that is not at its limit never gets
+        // here, so concurrent requests of a quiet key are not refused.
+        t.action = LeaseAction::Refuse;
+        t.retry_after_us = std::max<std::int64_t>(1, s.inflight_until_us - now_us);
+        return t;
+    }
+    // Concurrent asks (requests that arrive before the first answer) together ask for one
+    // lease's size, each at least for itself: what the node holds stays about one lease.
     t.action = LeaseAction::Ask;
-    t.ask = size;
+    t.ask = std::clamp<std::int64_t>(size - s.asking, 1, size);
+    s.asking += t.ask;
+    s.inflight_until_us = now_us + kLeaseRenewTimeoutUs;
     return t;
 }
 
 void lease_granted(LeaseState& s, std::int64_t now_us, std::int64_t asked, bool for_request,
-                   const LeaseGrant& g) noexcept {
+                   const LeaseGrant& g, std::int64_t nodes) noexcept {
     lapse(s, now_us);
     std::int64_t keep = g.granted;
     if (for_request && keep > 0) keep--;
@@ -113,14 +129,33 @@ void lease_granted(LeaseState& s, std::int64_t now_us, std::int64_t asked, bool 
         s.tokens += keep;
         s.expires_us = now_us + kLeaseTtlUs;
     }
-    if (!for_request) s.inflight_until_us = 0;
-    // Not all that was asked: hold off until that many fit again (others may take them first;
-    // that only delays this node, it never admits too much).
-    if (g.granted < asked) s.closed_until_us = now_us + std::max(g.wait_us, g.retry_after_us);
+    s.asking = std::max<std::int64_t>(0, s.asking - asked);
+    if (s.asking == 0) s.inflight_until_us = 0;
+    // Not all that was asked: hold off until that many fit again, times the nodes that compete
+    // for them (for a batch; a single request waits for exactly one, so a quiet key stays exact).
+    // Waiting longer than needed never admits too much; and what one node leaves accumulates in
+    // Redis for its next ask (a batch is at most the share of the burst), so little is lost.
+    const bool batch = asked > 1 && nodes > 1;
+    if (g.granted < asked) {
+        std::int64_t wait = std::max(g.wait_us, g.retry_after_us);
+        if (batch) wait *= nodes;
+        s.closed_until_us = now_us + wait;
+        s.starved_until_us = s.closed_until_us + kLeaseWindowUs;
+    } else if (g.remaining == 0 && batch && g.interval_us > 0) {
+        // all of it, and the bucket is empty now: pace as above (an exact check would refuse
+        // now too; what refills meanwhile stays in Redis)
+        s.closed_until_us = now_us + asked * g.interval_us * nodes;
+        s.starved_until_us = s.closed_until_us + kLeaseWindowUs;
+    } else if (g.remaining >= asked * std::max<std::int64_t>(nodes, 1)) {
+        s.starved_until_us = 0;   // plenty left for every node: not at the limit
+    }
     s.remaining = g.remaining;
     s.reset_at_us = now_us + g.reset_after_us;
 }
 
-void lease_renew_failed(LeaseState& s) noexcept { s.inflight_until_us = 0; }
+void lease_renew_failed(LeaseState& s, std::int64_t asked) noexcept {
+    s.asking = std::max<std::int64_t>(0, s.asking - asked);
+    if (s.asking == 0) s.inflight_until_us = 0;
+}
 
 }  // namespace tronch

@@ -31,6 +31,7 @@ struct LeaseGrant {
     std::int64_t reset_after_us = 0;  // until the bucket is full again
     std::int64_t wait_us = 0;         // granted < want: until `want` more would fit; else 0
     std::int64_t new_tat_us = 0;      // store this (unchanged when nothing is granted)
+    std::int64_t interval_us = 0;     // the limit's emission interval (the caller's, not Redis's)
 };
 
 // stored_tat_us: from the store, 0 for a key never seen. want >= 1 (less is treated as 1).
@@ -55,7 +56,9 @@ struct LeaseState {
     std::int64_t tokens = 0;             // granted by Redis, not spent yet
     std::int64_t expires_us = 0;         // the tokens lapse at this moment
     std::int64_t closed_until_us = 0;    // Redis said "not enough" until then: refuse locally
-    std::int64_t inflight_until_us = 0;  // a renewal is in flight (until its timeout)
+    std::int64_t inflight_until_us = 0;  // a lease command is in flight (until its timeout)
+    std::int64_t starved_until_us = 0;   // Redis's last answer was short: the key is at its limit
+    std::int64_t asking = 0;             // tokens asked for and not answered yet
     std::int64_t window_start_us = 0;    // rate observation
     std::int64_t window_count = 0;
     std::int64_t last_window_count = 0;
@@ -66,7 +69,8 @@ struct LeaseState {
 
 enum class LeaseAction {
     Admit,   // a held token was spent; renew > 0: ask Redis for that many in the background
-    Refuse,  // Redis said not enough until closed_until: retry_after_us
+    Refuse,  // Redis said not enough until closed_until, or the key is at its limit and a lease
+             // is already being asked for: retry_after_us
     Ask      // nothing held: ask Redis for `ask` now; the request waits and spends one of them
 };
 
@@ -87,10 +91,16 @@ LeaseTake lease_take(LeaseState& s, std::int64_t now_us, std::int64_t cap) noexc
 
 // Redis answered a lease of `asked` at now. for_request: the request that asked waits and spends
 // one granted token (so it is admitted iff g.granted > 0); else it was a background renewal.
+// nodes: how many nodes share the key (tronch_nodes). A key at its limit (a short answer, or a
+// full one that emptied the bucket) paces this node: it asks again when its share
+// of the refill (1 / nodes) would cover the batch, so the nodes of a key at its limit take turns
+// instead of each asking every few requests. Pacing never admits too much; what a paced node
+// leaves stays in Redis (at most a batch per node) for whoever asks next, and as soon as Redis
+// has a batch for every node left (the other nodes are quiet) the pacing stops.
 void lease_granted(LeaseState& s, std::int64_t now_us, std::int64_t asked, bool for_request,
-                   const LeaseGrant& g) noexcept;
+                   const LeaseGrant& g, std::int64_t nodes = 1) noexcept;
 
-// A background renewal failed (no answer, an error): another may start at once.
-void lease_renew_failed(LeaseState& s) noexcept;
+// A lease command of `asked` failed (no answer, an error): another may start at once.
+void lease_renew_failed(LeaseState& s, std::int64_t asked) noexcept;
 
 }  // namespace tronch
