@@ -72,6 +72,7 @@ std::int64_t lease_size(const LeaseState& s, std::int64_t now_us, std::int64_t c
         seen = std::max(s.window_count, s.last_window_count);
     else if (elapsed >= kLeaseWindowUs && elapsed < 2 * kLeaseWindowUs)
         seen = s.window_count;
+    if (seen >= 2) seen *= kLeaseHorizonWindows;
     return std::clamp<std::int64_t>(seen, 1, std::max<std::int64_t>(cap, 1));
 }
 

@@ -38,12 +38,14 @@ struct LeaseGrant {
 LeaseGrant gcra_lease(std::int64_t stored_tat_us, std::int64_t now_us, const GcraLimit& limit,
                       std::int64_t want) noexcept;
 
-// Sizing. The rate is observed in windows of kLeaseWindowUs; a lease covers about one window of
-// the node's traffic (the larger of the last and the current window's count), at least 1 and
-// at most lease_cap.
+// Sizing. The rate is observed in windows of kLeaseWindowUs (the larger of the last and the
+// current window's count); a lease covers kLeaseHorizonWindows windows of the node's traffic,
+// at most lease_cap. A key seen at most once in a window leases 1: today's exact check.
 constexpr std::int64_t kLeaseWindowUs = 100'000;
-// Unspent tokens lapse this long after the last grant (the shortfall is counted).
-constexpr std::int64_t kLeaseTtlUs = 500'000;
+constexpr std::int64_t kLeaseHorizonWindows = 5;
+// Unspent tokens lapse this long after the last grant (the shortfall is counted): longer than
+// the horizon, so a steady key spends its lease first.
+constexpr std::int64_t kLeaseTtlUs = 1'000'000;
 // A renewal that got no answer in this long is given up (a new one may start).
 constexpr std::int64_t kLeaseRenewTimeoutUs = 1'000'000;
 
