@@ -128,17 +128,23 @@ def test_redis_flushall_under_load(stack, redis_server, redis_client):
     report("redis FLUSHALL", r)
     assert r["non2xx"] == 0 and r["socket_errors"] == 0, r["text"]
     assert r["max_latency"] < 1.0, r["text"]
-    assert r["counted"] >= r["sent"] - r["requests"] // 5, "usage lost beyond one flush"
+    # FLUSHALL also wipes the counts Redis holds for tronchd's next roll-up: one module flush (1 s)
+    # and one roll-up (0.2 s) of traffic, more when two busy cores delay the roll-up. Bound: 2.5 s of
+    # the 6 s run; nothing else may go.
+    assert r["counted"] >= r["sent"] - r["requests"] * 2.5 / 6, "usage lost beyond what Redis held"
 
 
 def test_redis_frozen_cached_keys_stay_fast(stack, redis_server, redis_client):
     api, ngx, k = stack
     load, result = in_background(wrk, ngx.url("/"), k["key"], 5)
     time.sleep(1.5)
-    frozen = threading.Thread(target=lambda: redis_server.client().execute_command("DEBUG", "SLEEP", "2"))
+    froze: dict = {}
+    frozen = threading.Thread(target=lambda: froze.update(
+        reply=redis_server.client().execute_command("DEBUG", "SLEEP", "2")))
     frozen.start()
     load.join()
     frozen.join()
+    assert froze.get("reply") in (True, "OK", b"OK"), "Redis was not frozen (DEBUG SLEEP refused?)"
     print(f"\n[redis DEBUG SLEEP 2] requests {result['requests']}, non-2xx {result['non2xx']}, "
           f"longest wait {result['max_latency'] * 1000:.1f} ms")
     assert result["non2xx"] == 0 and result["socket_errors"] == 0, result["text"]

@@ -99,8 +99,10 @@ class Redis:
 
     def start(self) -> "Redis":
         self.proc = subprocess.Popen(
+            # enable-debug-command local: the fault suite freezes Redis with DEBUG SLEEP
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.dir), "--logfile", str(self.dir / "redis.log")],
+             "--appendonly", "no", "--enable-debug-command", "local",
+             "--dir", str(self.dir), "--logfile", str(self.dir / "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         wait_for_port(self.port, proc=self.proc)
         return self
