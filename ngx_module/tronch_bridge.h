@@ -225,7 +225,7 @@ int tronch_bridge_has_key_marker(const char *text, size_t len) TRONCH_NOEXCEPT;
 size_t tronch_bridge_mask_bound(size_t len) TRONCH_NOEXCEPT;
 size_t tronch_bridge_mask_keys(const char *text, size_t len, char *out, size_t out_len) TRONCH_NOEXCEPT;
 
-/* Leased GCRA (tronch/lease.hpp; tronch_bridge_lease.cpp). One node's state for one key, plain
+/* Leased GCRA (tronch/lease.hpp; tronch_bridge_limit.cpp). One node's state for one key, plain
  * data for shared memory (the fields of tronch::LeaseState). */
 typedef struct {
     int64_t  tokens, expires_us, closed_until_us, inflight_until_us, starved_until_us, asking;
@@ -248,6 +248,12 @@ typedef struct {
     int64_t  interval_us;   /* the limit's emission interval (not in the script's answer) */
 } tronch_lease_grant_t;
 
+/* The rate-limit headers of the families asked for (tronch_limit_headers), and Retry-After only
+ * on a refusal: nothing is formatted to be thrown away; what is not formatted has length 0. */
+#define TRONCH_HEADERS_DRAFT   1u   /* RateLimit-Policy, RateLimit */
+#define TRONCH_HEADERS_LEGACY  2u   /* X-RateLimit-Limit, -Remaining, -Reset */
+void tronch_bridge_limit_headers_of(const tronch_limit_t *limit, const tronch_decision_t *d, unsigned families,
+    tronch_limit_headers_t *out) TRONCH_NOEXCEPT;
 int64_t tronch_bridge_lease_cap(const tronch_limit_t *limit, int64_t nodes, int64_t share_percent) TRONCH_NOEXCEPT;
 void tronch_bridge_lease_take(tronch_lease_t *s, int64_t now_us, int64_t cap,
     tronch_lease_take_t *out) TRONCH_NOEXCEPT;

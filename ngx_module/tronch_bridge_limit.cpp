@@ -1,5 +1,6 @@
-// The bridge's lease calls (tronch_bridge.h, "Leased GCRA") over tronch/lease.hpp. Each copies the
-// plain C state into the core's struct and back, so shared memory holds only plain data.
+// The bridge's limiter calls kept apart from tronch_bridge.cpp: the lease calls (tronch_bridge.h,
+// "Leased GCRA") over tronch/lease.hpp, each copying the plain C state into the core's struct and
+// back so that shared memory holds only plain data; and the rate-limit headers by family.
 #include "tronch_bridge.h"
 
 #include <openssl/evp.h>
@@ -44,16 +45,45 @@ void to_c(const tronch::LeaseState& l, tronch_lease_t* s) noexcept {
 
 const char kHex[] = "0123456789abcdef";
 
+tronch::GcraLimit gcra_of(const tronch_limit_t* l) noexcept {
+    tronch::GcraLimit g;
+    g.rate = l->rate;
+    g.period_us = l->period_us;
+    g.burst = l->burst;
+    return g;
+}
+
 }  // namespace
 
 extern "C" {
 
 int64_t tronch_bridge_lease_cap(const tronch_limit_t* limit, int64_t nodes, int64_t share_percent) noexcept {
-    tronch::GcraLimit g;
-    g.rate = limit->rate;
-    g.period_us = limit->period_us;
-    g.burst = limit->burst;
-    return tronch::lease_cap(g, nodes, share_percent);
+    return tronch::lease_cap(gcra_of(limit), nodes, share_percent);
+}
+
+void tronch_bridge_limit_headers_of(const tronch_limit_t* limit, const tronch_decision_t* d, unsigned families,
+                                    tronch_limit_headers_t* out) noexcept {
+    const tronch::GcraLimit g = gcra_of(limit);
+    tronch::GcraDecision dd;
+    dd.allowed = d->allowed != 0;
+    dd.remaining = d->remaining;
+    dd.retry_after_us = d->retry_after_us;
+    dd.reset_after_us = d->reset_after_us;
+    out->policy_len = out->ratelimit_len = out->limit_len = out->remaining_len = out->reset_len = 0;
+    out->retry_after_len = 0;
+    if (families & TRONCH_HEADERS_DRAFT) {
+        out->policy_len = tronch::format_ratelimit_policy(g, out->policy, sizeof(out->policy));
+        out->ratelimit_len = tronch::format_ratelimit(dd, out->ratelimit, sizeof(out->ratelimit));
+    }
+    if (families & TRONCH_HEADERS_LEGACY) {
+        out->limit_len = tronch::format_integer(g.capacity(), out->limit, sizeof(out->limit));
+        out->remaining_len = tronch::format_integer(dd.remaining, out->remaining, sizeof(out->remaining));
+        out->reset_len =
+            tronch::format_integer(tronch::ceil_seconds(dd.reset_after_us), out->reset, sizeof(out->reset));
+    }
+    if (!dd.allowed)   // Retry-After goes on every refusal, whatever the families
+        out->retry_after_len =
+            tronch::format_integer(tronch::retry_after_seconds(dd), out->retry_after, sizeof(out->retry_after));
 }
 
 void tronch_bridge_lease_take(tronch_lease_t* s, int64_t now_us, int64_t cap, tronch_lease_take_t* out) noexcept {
