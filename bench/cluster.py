@@ -73,7 +73,9 @@ def commands_per_1000(redis_conf: str, record_key: str, client, lua_free: pathli
                     for x in ngxs:
                         x.stop()
                         x.cleanup()
+                stats = client.info("commandstats").get("cmdstat_evalsha", {})
                 rows.append({"shape": shape, "policy": policy, "instances": n, "requests": requests,
+                             "usec_per_script": stats.get("usec_per_call", 0.0),
                              "admitted": admitted, "commands": commands,
                              "per_1000": 1000 * commands / max(requests, 1),
                              "per_1000_admitted": 1000 * commands / max(admitted, 1)})
@@ -123,6 +125,8 @@ def print_commands(rows: list[dict]) -> None:
     for r in rows:
         print(f"commands_per_1000 {r['shape'].replace(' ', '_')} {r['policy']} {r['instances']} {r['per_1000']:.1f} "
               f"admitted {r['per_1000_admitted']:.1f}")
+    print(f"Redis CPU per EVALSHA (INFO commandstats usec_per_call, cumulative over the cases): "
+          f"{rows[-1]['usec_per_script']:.2f} us")
 
 
 def print_revocation(rev: dict) -> None:
