@@ -1,13 +1,9 @@
 /*
- * The shared-memory key cache: one zone (tronch_zone), shared by all workers and kept across
- * reloads. Slab allocator + rbtree keyed on the SHA-256 digest + an LRU queue, in the manner of
- * limit_req. Every access to the tree and the queue is under the slab pool's mutex; counters
- * are atomic. Plain data only.
+ * The key cache, in the tronch_zone (its layout and life: ngx_http_tronch_zone.c): an rbtree
+ * keyed on the SHA-256 digest + an LRU queue, in the manner of limit_req. Every access to the
+ * tree and the queue is under the slab pool's mutex; counters are atomic. Plain data only.
  */
 #include "ngx_http_tronch_module.h"
-
-
-#define NGX_HTTP_TRONCH_SHM_MAGIC  0x54524e32  /* "TRN2": layout version */
 
 
 typedef struct {
@@ -21,31 +17,24 @@ typedef struct {
     unsigned                     warned:1;      /* a refused record was logged for this digest */
     int64_t                      seen_version;  /* highest genuine record version seen */
     tronch_record_t              record;
-    /* room for per-key limiter state and usage counters (next issue) */
 } ngx_http_tronch_node_t;
 
 
+/* The cache's view of the zone, for one call. */
 typedef struct {
-    ngx_uint_t                   magic;
-    ngx_rbtree_t                 rbtree;
-    ngx_rbtree_node_t            sentinel;
-    ngx_queue_t                  lru;
-    ngx_atomic_t                 generation;    /* bumped by every applied event */
-    ngx_msec_t                   valid_after;   /* older entries are revalidated */
-    ngx_http_tronch_stats_t      stats;
-    ngx_http_tronch_limit_sh_t   limit;         /* ngx_http_tronch_limit.c */
-} ngx_http_tronch_shctx_t;
-
-
-typedef struct {
-    ngx_http_tronch_shctx_t     *sh;
+    ngx_http_tronch_cache_sh_t  *sh;
     ngx_slab_pool_t             *shpool;
-} ngx_http_tronch_zone_ctx_t;
+    ngx_http_tronch_stats_t     *stats;
+} ngx_http_tronch_cache_t;
 
 
-const ngx_msec_t ngx_http_tronch_latency_bounds[NGX_HTTP_TRONCH_LATENCY_BUCKETS - 1] = {
-    1, 2, 5, 10, 50, 250
-};
+static ngx_inline ngx_http_tronch_cache_t *
+ngx_http_tronch_cache(ngx_shm_zone_t *zone, ngx_http_tronch_cache_t *c)
+{
+    c->sh = ngx_http_tronch_cache_sh(zone, &c->shpool);
+    c->stats = ngx_http_tronch_stats(zone);
+    return c;
+}
 
 
 static void
@@ -84,92 +73,16 @@ ngx_http_tronch_rbtree_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
 }
 
 
-void *
-ngx_http_tronch_cache_create_ctx(ngx_conf_t *cf)
-{
-    return ngx_pcalloc(cf->pool, sizeof(ngx_http_tronch_zone_ctx_t));
-}
-
-
-ngx_int_t
-ngx_http_tronch_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
-{
-    ngx_http_tronch_zone_ctx_t  *octx = data;
-    ngx_http_tronch_zone_ctx_t  *ctx;
-    size_t                       len;
-
-    ctx = shm_zone->data;
-
-    if (octx) {
-        /* reload: the old cycle's zone, same name and size: keep its contents */
-        ctx->sh = octx->sh;
-        ctx->shpool = octx->shpool;
-        return NGX_OK;
-    }
-
-    ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-
-    if (shm_zone->shm.exists) {
-        ctx->sh = ctx->shpool->data;
-        return NGX_OK;
-    }
-
-    ctx->sh = ngx_slab_calloc(ctx->shpool, sizeof(ngx_http_tronch_shctx_t));
-    if (ctx->sh == NULL) {
-        return NGX_ERROR;
-    }
-
-    ctx->shpool->data = ctx->sh;
-    ctx->sh->magic = NGX_HTTP_TRONCH_SHM_MAGIC;
-
-    ngx_rbtree_init(&ctx->sh->rbtree, &ctx->sh->sentinel, ngx_http_tronch_rbtree_insert);
-    ngx_queue_init(&ctx->sh->lru);
-    ngx_http_tronch_limit_init_sh(&ctx->sh->limit);
-
-    len = sizeof(" in tronch_zone \"\"") + shm_zone->shm.name.len;
-
-    ctx->shpool->log_ctx = ngx_slab_alloc(ctx->shpool, len);
-    if (ctx->shpool->log_ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(ctx->shpool->log_ctx, " in tronch_zone \"%V\"%Z", &shm_zone->shm.name);
-
-    ctx->shpool->log_nomem = 0;   /* a full cache evicts; it is not an error */
-
-    return NGX_OK;
-}
-
-
-ngx_http_tronch_stats_t *
-ngx_http_tronch_stats(ngx_shm_zone_t *zone)
-{
-    ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
-
-    return &ctx->sh->stats;
-}
-
-
-ngx_http_tronch_limit_sh_t *
-ngx_http_tronch_limit_sh(ngx_shm_zone_t *zone, ngx_slab_pool_t **shpool)
-{
-    ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
-
-    *shpool = ctx->shpool;
-    return &ctx->sh->limit;
-}
-
-
 void
-ngx_http_tronch_count(ngx_shm_zone_t *zone, ngx_atomic_t *counter)
+ngx_http_tronch_cache_init_sh(ngx_http_tronch_cache_sh_t *csh)
 {
-    (void) zone;
-    (void) ngx_atomic_fetch_add(counter, 1);
+    ngx_rbtree_init(&csh->rbtree, &csh->sentinel, ngx_http_tronch_rbtree_insert);
+    ngx_queue_init(&csh->lru);
 }
 
 
 static ngx_http_tronch_node_t *
-ngx_http_tronch_find(ngx_http_tronch_shctx_t *sh, const u_char *digest)
+ngx_http_tronch_find(ngx_http_tronch_cache_sh_t *sh, const u_char *digest)
 {
     ngx_rbtree_node_t       *node, *sentinel;
     ngx_http_tronch_node_t  *n;
@@ -208,12 +121,12 @@ ngx_http_tronch_find(ngx_http_tronch_shctx_t *sh, const u_char *digest)
 
 
 static void
-ngx_http_tronch_remove(ngx_http_tronch_zone_ctx_t *ctx, ngx_http_tronch_node_t *n)
+ngx_http_tronch_remove(ngx_http_tronch_cache_t *ctx, ngx_http_tronch_node_t *n)
 {
     ngx_queue_remove(&n->queue);
     ngx_rbtree_delete(&ctx->sh->rbtree, &n->node);
     ngx_slab_free_locked(ctx->shpool, n);
-    (void) ngx_atomic_fetch_add(&ctx->sh->stats.cache_entries, (ngx_atomic_int_t) -1);
+    (void) ngx_atomic_fetch_add(&ctx->stats->cache_entries, (ngx_atomic_int_t) -1);
 }
 
 
@@ -223,7 +136,7 @@ ngx_http_tronch_remove(ngx_http_tronch_zone_ctx_t *ctx, ngx_http_tronch_node_t *
  * otherwise it goes. Tombstones are ordinary LRU entries: memory pressure evicts them.
  */
 static void
-ngx_http_tronch_forget(ngx_http_tronch_zone_ctx_t *ctx, ngx_http_tronch_node_t *n)
+ngx_http_tronch_forget(ngx_http_tronch_cache_t *ctx, ngx_http_tronch_node_t *n)
 {
     if (n->seen_version == 0 && !n->warned) {
         ngx_http_tronch_remove(ctx, n);
@@ -240,7 +153,7 @@ ngx_http_tronch_cache_rc_e
 ngx_http_tronch_cache_lookup(ngx_shm_zone_t *zone, const u_char *digest,
     ngx_http_tronch_loc_conf_t *lcf, ngx_http_tronch_answer_t *out)
 {
-    ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
+    ngx_http_tronch_cache_t      c, *ctx = ngx_http_tronch_cache(zone, &c);
     ngx_http_tronch_node_t      *n;
     ngx_http_tronch_cache_rc_e   rc;
     ngx_msec_int_t               age;
@@ -295,7 +208,7 @@ done:
 ngx_atomic_uint_t
 ngx_http_tronch_cache_generation(ngx_shm_zone_t *zone)
 {
-    ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
+    ngx_http_tronch_cache_t      c, *ctx = ngx_http_tronch_cache(zone, &c);
 
     return ctx->sh->generation;
 }
@@ -303,7 +216,7 @@ ngx_http_tronch_cache_generation(ngx_shm_zone_t *zone)
 
 /* Frees the least recently used entries; n == 0: only those older than any TTL could allow. */
 static void
-ngx_http_tronch_evict(ngx_http_tronch_zone_ctx_t *ctx, ngx_uint_t n, ngx_msec_t max_age)
+ngx_http_tronch_evict(ngx_http_tronch_cache_t *ctx, ngx_uint_t n, ngx_msec_t max_age)
 {
     ngx_queue_t             *q;
     ngx_http_tronch_node_t  *node;
@@ -320,7 +233,7 @@ ngx_http_tronch_evict(ngx_http_tronch_zone_ctx_t *ctx, ngx_uint_t n, ngx_msec_t 
 
         if (n) {
             n--;
-            (void) ngx_atomic_fetch_add(&ctx->sh->stats.cache_evictions, 1);
+            (void) ngx_atomic_fetch_add(&ctx->stats->cache_evictions, 1);
 
         } else if ((ngx_msec_t) (ngx_current_msec - node->stored) <= max_age) {
             return;
@@ -333,7 +246,7 @@ ngx_http_tronch_evict(ngx_http_tronch_zone_ctx_t *ctx, ngx_uint_t n, ngx_msec_t 
 
 /* The digest's node, made (and put at the LRU head) if there is none; NULL if no room. Locked. */
 static ngx_http_tronch_node_t *
-ngx_http_tronch_node_get(ngx_http_tronch_zone_ctx_t *ctx, const u_char *digest)
+ngx_http_tronch_node_get(ngx_http_tronch_cache_t *ctx, const u_char *digest)
 {
     ngx_http_tronch_node_t      *n;
 
@@ -360,7 +273,7 @@ ngx_http_tronch_node_get(ngx_http_tronch_zone_ctx_t *ctx, const u_char *digest)
         ngx_memcpy(n->digest, digest, TRONCH_DIGEST_LEN);
         ngx_memcpy(&n->node.key, digest, sizeof(n->node.key));
         ngx_rbtree_insert(&ctx->sh->rbtree, &n->node);
-        (void) ngx_atomic_fetch_add(&ctx->sh->stats.cache_entries, 1);
+        (void) ngx_atomic_fetch_add(&ctx->stats->cache_entries, 1);
 
     } else {
         ngx_queue_remove(&n->queue);
@@ -376,7 +289,7 @@ void
 ngx_http_tronch_cache_store(ngx_shm_zone_t *zone, const u_char *digest,
     const ngx_http_tronch_answer_t *answer, ngx_atomic_uint_t generation)
 {
-    ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
+    ngx_http_tronch_cache_t      c, *ctx = ngx_http_tronch_cache(zone, &c);
     ngx_http_tronch_node_t      *n;
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
@@ -412,7 +325,7 @@ done:
 int64_t
 ngx_http_tronch_cache_seen_version(ngx_shm_zone_t *zone, const u_char *digest)
 {
-    ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
+    ngx_http_tronch_cache_t      c, *ctx = ngx_http_tronch_cache(zone, &c);
     ngx_http_tronch_node_t      *n;
     int64_t                      seen;
 
@@ -428,7 +341,7 @@ ngx_http_tronch_cache_seen_version(ngx_shm_zone_t *zone, const u_char *digest)
 ngx_uint_t
 ngx_http_tronch_cache_reject(ngx_shm_zone_t *zone, const u_char *digest, ngx_atomic_uint_t generation)
 {
-    ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
+    ngx_http_tronch_cache_t      c, *ctx = ngx_http_tronch_cache(zone, &c);
     ngx_http_tronch_node_t      *n;
     ngx_uint_t                   first;
 
@@ -460,7 +373,7 @@ ngx_http_tronch_cache_reject(ngx_shm_zone_t *zone, const u_char *digest, ngx_ato
 void
 ngx_http_tronch_cache_drop(ngx_shm_zone_t *zone, const u_char *digest)
 {
-    ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
+    ngx_http_tronch_cache_t      c, *ctx = ngx_http_tronch_cache(zone, &c);
     ngx_http_tronch_node_t      *n;
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
@@ -479,7 +392,7 @@ ngx_http_tronch_cache_drop(ngx_shm_zone_t *zone, const u_char *digest)
 void
 ngx_http_tronch_cache_revalidate_all(ngx_shm_zone_t *zone)
 {
-    ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
+    ngx_http_tronch_cache_t      c, *ctx = ngx_http_tronch_cache(zone, &c);
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
@@ -493,7 +406,7 @@ ngx_http_tronch_cache_revalidate_all(ngx_shm_zone_t *zone)
 void
 ngx_http_tronch_cache_drop_negative(ngx_shm_zone_t *zone)
 {
-    ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
+    ngx_http_tronch_cache_t      c, *ctx = ngx_http_tronch_cache(zone, &c);
     ngx_queue_t                 *q, *next;
     ngx_http_tronch_node_t      *n;
 

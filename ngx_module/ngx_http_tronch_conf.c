@@ -12,16 +12,68 @@
 
 static char *ngx_http_tronch_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_tronch_key_header(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-static char *ngx_http_tronch_environment(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-static char *ngx_http_tronch_failure_mode(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-static char *ngx_http_tronch_positive_msec(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-static char *ngx_http_tronch_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_tronch_enum_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_tronch_limit_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_tronch_time_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_tronch_check_time(ngx_conf_t *cf, void *post, void *data);
+static char *ngx_http_tronch_check_num(ngx_conf_t *cf, void *post, void *data);
+static char *ngx_http_tronch_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_tronch_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-static char *ngx_http_tronch_redis_timeout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-static char *ngx_http_tronch_stale_ttl(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static void ngx_http_tronch_where(ngx_conf_t *cf, u_char *buf, size_t len);
 static ngx_uint_t ngx_http_tronch_has_return(ngx_conf_t *cf);
+
+
+/* The values of the enum directives (ngx_conf_set_enum_slot, through ngx_http_tronch_enum_slot). */
+static ngx_conf_enum_t  ngx_http_tronch_environments[] = {
+    { ngx_string("live"), NGX_HTTP_TRONCH_ENV_LIVE },
+    { ngx_string("test"), NGX_HTTP_TRONCH_ENV_TEST },
+    { ngx_string("any"), NGX_HTTP_TRONCH_ENV_ANY },
+    { ngx_null_string, 0 }
+};
+
+static ngx_conf_enum_t  ngx_http_tronch_failure_modes[] = {
+    { ngx_string("closed"), NGX_HTTP_TRONCH_FAIL_CLOSED },
+    { ngx_string("open"), NGX_HTTP_TRONCH_FAIL_OPEN },
+    { ngx_null_string, 0 }
+};
+
+static ngx_conf_enum_t  ngx_http_tronch_limit_policies[] = {
+    { ngx_string("local"), NGX_HTTP_TRONCH_POLICY_LOCAL },
+    { ngx_string("redis"), NGX_HTTP_TRONCH_POLICY_REDIS },
+    { ngx_string("leased"), NGX_HTTP_TRONCH_POLICY_LEASED },
+    { ngx_null_string, 0 }
+};
+
+
+/* A time directive's bounds (the post handler of ngx_conf_set_msec_slot) and what to say about a
+ * value that is not a time. */
+typedef struct {
+    ngx_conf_post_handler_pt      post_handler;
+    ngx_msec_t                    min;
+    ngx_msec_t                    max;          /* 0: none */
+    char                         *hint;
+} ngx_http_tronch_time_bounds_t;
+
+#define NGX_HTTP_TRONCH_POSITIVE_HINT  "it must be more than zero (e.g. 250ms, 30s, 5m)"
+
+static ngx_http_tronch_time_bounds_t  ngx_http_tronch_positive_time = {
+    ngx_http_tronch_check_time, 1, 0, NGX_HTTP_TRONCH_POSITIVE_HINT
+};
+
+/* At most 60s: nginx reads a bare number as seconds, so "250" meant 250 seconds, not ms. */
+static ngx_http_tronch_time_bounds_t  ngx_http_tronch_redis_timeout_bounds = {
+    ngx_http_tronch_check_time, 1, 60000, NGX_HTTP_TRONCH_POSITIVE_HINT
+};
+
+/* 0 is allowed: never serve an expired entry, even while Redis is down. */
+static ngx_http_tronch_time_bounds_t  ngx_http_tronch_stale_time = {
+    ngx_http_tronch_check_time, 0, 0,
+    "expected e.g. 30s, 5m or 1h, or 0 to never serve an expired entry while Redis is down"
+};
+
+static ngx_conf_num_bounds_t  ngx_http_tronch_nodes_bounds = {
+    ngx_http_tronch_check_num, 1, -1
+};
 
 
 ngx_command_t  ngx_http_tronch_commands[] = {
@@ -113,10 +165,10 @@ ngx_command_t  ngx_http_tronch_commands[] = {
 
     { ngx_string("tronch_redis_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_tronch_redis_timeout,
+      ngx_http_tronch_time_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_tronch_main_conf_t, redis_timeout),
-      NULL },
+      &ngx_http_tronch_redis_timeout_bounds },
 
     { ngx_string("tronch_key_header"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -127,38 +179,38 @@ ngx_command_t  ngx_http_tronch_commands[] = {
 
     { ngx_string("tronch_environment"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_tronch_environment,
+      ngx_http_tronch_enum_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
+      offsetof(ngx_http_tronch_loc_conf_t, environment),
+      ngx_http_tronch_environments },
 
     { ngx_string("tronch_cache_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_tronch_positive_msec,
+      ngx_http_tronch_time_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_tronch_loc_conf_t, cache_ttl),
-      NULL },
+      &ngx_http_tronch_positive_time },
 
     { ngx_string("tronch_negative_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_tronch_positive_msec,
+      ngx_http_tronch_time_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_tronch_loc_conf_t, negative_ttl),
-      NULL },
+      &ngx_http_tronch_positive_time },
 
     { ngx_string("tronch_stale_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_tronch_stale_ttl,
+      ngx_http_tronch_time_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_tronch_loc_conf_t, stale_ttl),
-      NULL },
+      &ngx_http_tronch_stale_time },
 
     { ngx_string("tronch_failure_mode"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_tronch_failure_mode,
+      ngx_http_tronch_enum_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
+      offsetof(ngx_http_tronch_loc_conf_t, failure_mode),
+      ngx_http_tronch_failure_modes },
 
     { ngx_string("tronch_require_https"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
@@ -178,15 +230,15 @@ ngx_command_t  ngx_http_tronch_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
       ngx_http_tronch_limit_policy,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
+      offsetof(ngx_http_tronch_loc_conf_t, limit_policy),
+      ngx_http_tronch_limit_policies },
 
     { ngx_string("tronch_nodes"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_tronch_main_conf_t, nodes),
-      NULL },
+      &ngx_http_tronch_nodes_bounds },
 
     { ngx_string("tronch_default_limit"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
@@ -239,16 +291,8 @@ ngx_http_tronch_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (mcf->nodes < 1) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"tronch_nodes\" directive: invalid value %i, it must be 1 or more",
-                           mcf->nodes);
-        return NGX_CONF_ERROR;
-    }
-
     for (i = 0; i < TRONCH_RESULT_COUNT; i++) {
-        len = tronch_bridge_problem_body((int) i, (char *) buf, sizeof(buf));
-        if (len == 0) {
+        if (tronch_bridge_problem_body((int) i, (char *) buf, sizeof(buf), &len) != TRONCH_OK) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "tronch: cannot build the problem body %ui", i);
             return NGX_CONF_ERROR;
         }
@@ -459,7 +503,7 @@ ngx_http_tronch_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     for (i = 0; i < value[1].len; i++) {
-        if (!(ngx_http_tronch_isalnum(value[1].data[i]) || ngx_http_tronch_isalnum(value[1].data[i])
+        if (!(ngx_http_tronch_isalnum(value[1].data[i])
               || value[1].data[i] == '_' || value[1].data[i] == '-'))
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -496,8 +540,8 @@ ngx_http_tronch_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    mcf->shm_zone->init = ngx_http_tronch_cache_init_zone;
-    mcf->shm_zone->data = ngx_http_tronch_cache_create_ctx(cf);
+    mcf->shm_zone->init = ngx_http_tronch_zone_init;
+    mcf->shm_zone->data = ngx_http_tronch_zone_create_ctx(cf);
     if (mcf->shm_zone->data == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -528,7 +572,7 @@ ngx_http_tronch_key_header(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     for (i = 0; i < value[1].len; i++) {
         ch = value[1].data[i];
-        if (!(ngx_http_tronch_isalnum(ch) || ngx_http_tronch_isalnum(ch) || ch == '-' || ch == '_')) {
+        if (!(ngx_http_tronch_isalnum(ch) || ch == '-' || ch == '_')) {
             goto invalid;
         }
     }
@@ -545,145 +589,6 @@ invalid:
 }
 
 
-static char *
-ngx_http_tronch_environment(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_tronch_loc_conf_t  *lcf = conf;
-    ngx_str_t                   *value;
-
-    (void) cmd;
-
-    if (lcf->environment != NGX_CONF_UNSET_UINT) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (ngx_strcmp(value[1].data, "live") == 0) {
-        lcf->environment = NGX_HTTP_TRONCH_ENV_LIVE;
-    } else if (ngx_strcmp(value[1].data, "test") == 0) {
-        lcf->environment = NGX_HTTP_TRONCH_ENV_TEST;
-    } else if (ngx_strcmp(value[1].data, "any") == 0) {
-        lcf->environment = NGX_HTTP_TRONCH_ENV_ANY;
-    } else {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"tronch_environment\" directive: invalid value \"%V\", "
-                           "it must be \"live\", \"test\" or \"any\"", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_tronch_failure_mode(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_tronch_loc_conf_t  *lcf = conf;
-    ngx_str_t                   *value;
-
-    (void) cmd;
-
-    if (lcf->failure_mode != NGX_CONF_UNSET_UINT) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (ngx_strcmp(value[1].data, "closed") == 0) {
-        lcf->failure_mode = NGX_HTTP_TRONCH_FAIL_CLOSED;
-    } else if (ngx_strcmp(value[1].data, "open") == 0) {
-        lcf->failure_mode = NGX_HTTP_TRONCH_FAIL_OPEN;
-    } else {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"tronch_failure_mode\" directive: invalid value \"%V\", "
-                           "it must be \"closed\" or \"open\"", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-}
-
-
-/* A time that must be more than zero: "invalid value" names the directive and the value. */
-static char *
-ngx_http_tronch_positive_msec(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    char        *rv;
-    ngx_msec_t  *ms;
-    ngx_str_t   *value;
-
-    value = cf->args->elts;
-
-    rv = ngx_conf_set_msec_slot(cf, cmd, conf);
-
-    if (rv == NGX_CONF_OK) {
-        ms = (ngx_msec_t *) ((char *) conf + cmd->offset);
-        if (*ms > 0) {
-            return NGX_CONF_OK;
-        }
-    } else if (rv != NGX_CONF_ERROR && ngx_strcmp(rv, "is duplicate") == 0) {
-        return rv;
-    }
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "\"%V\" directive: invalid time \"%V\", it must be more than zero "
-                       "(e.g. 250ms, 30s, 5m)", &cmd->name, &value[1]);
-    return NGX_CONF_ERROR;
-}
-
-
-/* At most 60s: nginx reads a bare number as seconds, so "250" meant 250 seconds, not ms. */
-#define NGX_HTTP_TRONCH_REDIS_TIMEOUT_MAX  60000
-
-static char *
-ngx_http_tronch_redis_timeout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    char        *rv;
-    ngx_str_t   *value;
-    ngx_msec_t   ms;
-
-    rv = ngx_http_tronch_positive_msec(cf, cmd, conf);
-    if (rv != NGX_CONF_OK) {
-        return rv;
-    }
-
-    value = cf->args->elts;
-    ms = *(ngx_msec_t *) ((char *) conf + cmd->offset);
-
-    if (ms > NGX_HTTP_TRONCH_REDIS_TIMEOUT_MAX) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\" directive: \"%V\" is %M ms, more than the 60s maximum "
-                           "(a number without a unit is seconds: write e.g. 250ms)",
-                           &cmd->name, &value[1], ms);
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-}
-
-
-/* 0 is allowed: never serve an expired entry, even while Redis is down. */
-static char *
-ngx_http_tronch_stale_ttl(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    char       *rv;
-    ngx_str_t  *value;
-
-    rv = ngx_conf_set_msec_slot(cf, cmd, conf);
-    if (rv == NGX_CONF_OK
-        || (rv != NGX_CONF_ERROR && ngx_strcmp(rv, "is duplicate") == 0))
-    {
-        return rv;
-    }
-
-    value = cf->args->elts;
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "\"%V\" directive: invalid time \"%V\", expected e.g. 30s, 5m or 1h, "
-                       "or 0 to never serve an expired entry while Redis is down",
-                       &cmd->name, &value[1]);
-    return NGX_CONF_ERROR;
-}
 
 
 static char *
@@ -708,57 +613,40 @@ ngx_http_tronch_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 
-/* tronch_limit_policy local | redis | leased [share=N%] (http, server or location) */
+/* tronch_limit_policy local | redis | leased [share=N%] (http, server or location): the policy
+ * through the enum slot, then leased's share of the burst. */
 static char *
 ngx_http_tronch_limit_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_tronch_loc_conf_t  *lcf = conf;
     ngx_str_t                   *value;
     ngx_int_t                    share;
+    char                        *rv;
 
-    (void) cmd;
-
-    if (lcf->limit_policy != NGX_CONF_UNSET_UINT) {
-        return "is duplicate";
+    rv = ngx_http_tronch_enum_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK || cf->args->nelts < 3) {
+        return rv;
     }
 
     value = cf->args->elts;
+    share = NGX_ERROR;
 
-    if (ngx_strcmp(value[1].data, "local") == 0) {
-        lcf->limit_policy = NGX_HTTP_TRONCH_POLICY_LOCAL;
+    if (lcf->limit_policy == NGX_HTTP_TRONCH_POLICY_LEASED
+        && value[2].len > 7 && ngx_strncmp(value[2].data, "share=", 6) == 0
+        && value[2].data[value[2].len - 1] == '%')
+    {
+        share = ngx_atoi(value[2].data + 6, value[2].len - 7);
+    }
 
-    } else if (ngx_strcmp(value[1].data, "redis") == 0) {
-        lcf->limit_policy = NGX_HTTP_TRONCH_POLICY_REDIS;
-
-    } else if (ngx_strcmp(value[1].data, "leased") == 0) {
-        lcf->limit_policy = NGX_HTTP_TRONCH_POLICY_LEASED;
-
-    } else {
+    if (share == NGX_ERROR || share > 100) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"tronch_limit_policy\" directive: invalid value \"%V\", "
-                           "it must be \"local\", \"redis\" or \"leased\"", &value[1]);
+                           "\"tronch_limit_policy\" directive: invalid parameter \"%V\", "
+                           "only \"leased\" takes one: share=N%% with N from 0 to 100 "
+                           "(the part of the burst all nodes may hold in leases)", &value[2]);
         return NGX_CONF_ERROR;
     }
 
-    if (cf->args->nelts == 3) {
-        share = NGX_ERROR;
-        if (lcf->limit_policy == NGX_HTTP_TRONCH_POLICY_LEASED
-            && value[2].len > 7 && ngx_strncmp(value[2].data, "share=", 6) == 0
-            && value[2].data[value[2].len - 1] == '%')
-        {
-            share = ngx_atoi(value[2].data + 6, value[2].len - 7);
-        }
-
-        if (share == NGX_ERROR || share > 100) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"tronch_limit_policy\" directive: invalid parameter \"%V\", "
-                               "only \"leased\" takes one: share=N%% with N from 0 to 100 "
-                               "(the part of the burst all nodes may hold in leases)", &value[2]);
-            return NGX_CONF_ERROR;
-        }
-
-        lcf->lease_share = share;
-    }
+    lcf->lease_share = share;
 
     return NGX_CONF_OK;
 }
@@ -802,10 +690,113 @@ ngx_http_tronch_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         p = ngx_cpymem(p, value[i].data, value[i].len);
     }
 
-    if (tronch_bridge_parse_limit((const char *) text, p - text, limit, err, sizeof(err)) != 0) {
+    if (tronch_bridge_parse_limit((const char *) text, p - text, limit, err, sizeof(err)) != TRONCH_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" directive: %s", &cmd->name, err);
         return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;
+}
+
+
+/* ngx_conf_set_enum_slot, with a message that names the directive and the values it takes. */
+static char *
+ngx_http_tronch_enum_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_conf_enum_t  *e = cmd->post;
+    ngx_str_t        *value = cf->args->elts;
+    u_char            list[128], *p, *last;
+    ngx_uint_t        i;
+
+    for (i = 0; e[i].name.len; i++) {
+        if (e[i].name.len == value[1].len
+            && ngx_strncmp(e[i].name.data, value[1].data, value[1].len) == 0)
+        {
+            return ngx_conf_set_enum_slot(cf, cmd, conf);
+        }
+    }
+
+    p = list;
+    last = list + sizeof(list);
+
+    for (i = 0; e[i].name.len; i++) {
+        p = ngx_slprintf(p, last, "%s\"%V\"", i == 0 ? "" : (e[i + 1].name.len ? ", " : " or "),
+                         &e[i].name);
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" directive: invalid value \"%V\", it must be %*s",
+                       &cmd->name, &value[1], p - list, list);
+    return NGX_CONF_ERROR;
+}
+
+
+/* ngx_conf_set_msec_slot (its post handler checks the bounds), with a message for a value
+ * that is not a time. */
+static char *
+ngx_http_tronch_time_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_tronch_time_bounds_t  *bounds = cmd->post;
+    ngx_str_t                      *value = cf->args->elts;
+    char                           *rv;
+
+    rv = ngx_conf_set_msec_slot(cf, cmd, conf);
+
+    if (rv == NGX_CONF_OK || rv == NGX_CONF_ERROR || ngx_strcmp(rv, "invalid value") != 0) {
+        return rv;
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" directive: invalid time \"%V\", %s",
+                       &cmd->name, &value[1], bounds->hint);
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_tronch_check_time(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_http_tronch_time_bounds_t  *bounds = post;
+    ngx_msec_t                     *ms = data;
+    ngx_str_t                      *value = cf->args->elts;
+
+    if (*ms < bounds->min) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" directive: invalid time \"%V\", %s",
+                           &value[0], &value[1], bounds->hint);
+        return NGX_CONF_ERROR;
+    }
+
+    if (bounds->max && *ms > bounds->max) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" directive: \"%V\" is %M ms, more than the %Ms maximum "
+                           "(a number without a unit is seconds: write e.g. 250ms)",
+                           &value[0], &value[1], *ms, bounds->max / 1000);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* ngx_conf_check_num_bounds, with a message that names the directive and the value. */
+static char *
+ngx_http_tronch_check_num(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_conf_num_bounds_t  *bounds = post;
+    ngx_int_t              *np = data;
+    ngx_str_t              *value = cf->args->elts;
+
+    if (*np >= bounds->low && (bounds->high == -1 || *np <= bounds->high)) {
+        return NGX_CONF_OK;
+    }
+
+    if (bounds->high == -1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" directive: invalid value %i, it must be %i or more",
+                           &value[0], *np, bounds->low);
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" directive: invalid value %i, it must be from %i to %i",
+                           &value[0], *np, bounds->low, bounds->high);
+    }
+
+    return NGX_CONF_ERROR;
 }

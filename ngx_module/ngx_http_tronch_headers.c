@@ -88,7 +88,7 @@ ngx_http_tronch_bearer(ngx_table_elt_t *auth, ngx_str_t *key)
 /* The last request header with this name (case-insensitive) and a non-blank value, or NULL;
  * n: how many such headers the request has. */
 static ngx_table_elt_t *
-ngx_http_tronch_header(ngx_http_request_t *r, ngx_str_t *name, ngx_uint_t *n)
+ngx_http_tronch_find_header(ngx_http_request_t *r, ngx_str_t *name, ngx_uint_t *n)
 {
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h, *found;
@@ -159,7 +159,7 @@ ngx_http_tronch_find_key(ngx_http_request_t *r, ngx_http_tronch_loc_conf_t *lcf,
         want = &api_key;
     }
 
-    h = ngx_http_tronch_header(r, want, &n);
+    h = ngx_http_tronch_find_header(r, want, &n);
 
     if (n > 1 || (n == 1 && bearer)) {
         return NGX_ABORT;

@@ -82,7 +82,7 @@ ngx_http_tronch_lease_rbtree_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *
 
 /* Under the mutex: the lease table, made on first use (the zone's limiter part has a slot). */
 static ngx_http_tronch_lease_sh_t *
-ngx_http_tronch_lease_table(ngx_http_tronch_limit_sh_t *lsh, ngx_slab_pool_t *shpool)
+ngx_http_tronch_lease_table(ngx_http_tronch_state_sh_t *lsh, ngx_slab_pool_t *shpool)
 {
     ngx_http_tronch_lease_sh_t  *ls = lsh->lease;
 
@@ -161,14 +161,14 @@ ngx_http_tronch_lease_evict(ngx_http_tronch_lease_sh_t *ls, ngx_slab_pool_t *shp
 static ngx_http_tronch_lease_node_t *
 ngx_http_tronch_lease_get(ngx_http_tronch_main_conf_t *mcf, const char *id, ngx_uint_t create)
 {
-    ngx_http_tronch_limit_sh_t    *lsh;
+    ngx_http_tronch_state_sh_t    *lsh;
     ngx_http_tronch_lease_sh_t    *ls;
     ngx_http_tronch_lease_node_t  *n;
     ngx_slab_pool_t               *shpool;
     size_t                         len;
     uint32_t                       hash;
 
-    lsh = ngx_http_tronch_limit_sh(mcf->shm_zone, &shpool);
+    lsh = ngx_http_tronch_state_sh(mcf->shm_zone, &shpool);
     ls = create ? ngx_http_tronch_lease_table(lsh, shpool) : lsh->lease;
     if (ls == NULL) {
         return NULL;
@@ -249,7 +249,7 @@ ngx_http_tronch_lease_apply(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_pe
     ngx_http_tronch_stats_t       *st = ngx_http_tronch_stats(mcf->shm_zone);
 
     *held = 0;
-    (void) ngx_http_tronch_limit_sh(mcf->shm_zone, &shpool);
+    (void) ngx_http_tronch_state_sh(mcf->shm_zone, &shpool);
 
     ngx_shmtx_lock(&shpool->mutex);
 
@@ -303,10 +303,6 @@ ngx_http_tronch_lease_reply(ngx_http_tronch_rconn_t *conn, redisReply *reply, vo
         }
     }
 
-    if (ngx_http_tronch_cmd_link.inflight) {
-        ngx_http_tronch_cmd_link.inflight--;
-    }
-
     if (mcf == NULL || ngx_http_tronch_redis_exiting) {
         ngx_http_tronch_pending_put(p);
         return;
@@ -345,7 +341,7 @@ static ngx_int_t
 ngx_http_tronch_lease_send(ngx_http_tronch_pending_t *p)
 {
     if (ngx_http_tronch_lease_sha[0] == '\0'
-        && tronch_bridge_lease_script_sha1(ngx_http_tronch_lease_sha) != 0)
+        && tronch_bridge_lease_script_sha1(ngx_http_tronch_lease_sha) != TRONCH_OK)
     {
         return NGX_ERROR;
     }
@@ -358,7 +354,6 @@ ngx_http_tronch_lease_send(ngx_http_tronch_pending_t *p)
         return NGX_ERROR;
     }
 
-    ngx_http_tronch_cmd_link.inflight++;
     (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone)->lease_requests, 1);
 
     return NGX_OK;
@@ -381,8 +376,7 @@ ngx_http_tronch_lease_start(const char *id, const tronch_limit_t *limit, int64_t
         return NULL;
     }
 
-    p->name_len = tronch_bridge_rate_limit_key(id, p->name, sizeof(p->name));
-    if (p->name_len == 0) {
+    if (tronch_bridge_rate_limit_key(id, p->name, sizeof(p->name), &p->name_len) != TRONCH_OK) {
         ngx_http_tronch_pending_put(p);
         return NULL;
     }
@@ -412,7 +406,7 @@ ngx_http_tronch_lease_renew_failed(ngx_http_tronch_main_conf_t *mcf, const char 
     ngx_http_tronch_lease_node_t  *n;
     ngx_slab_pool_t               *shpool;
 
-    (void) ngx_http_tronch_limit_sh(mcf->shm_zone, &shpool);
+    (void) ngx_http_tronch_state_sh(mcf->shm_zone, &shpool);
 
     ngx_shmtx_lock(&shpool->mutex);
     n = ngx_http_tronch_lease_get(mcf, id, 0);
@@ -435,7 +429,7 @@ ngx_http_tronch_lease_check(ngx_http_tronch_main_conf_t *mcf, const char *id,
     int64_t                        cap, lapsed;
 
     cap = tronch_bridge_lease_cap(limit, mcf->nodes, share);
-    (void) ngx_http_tronch_limit_sh(mcf->shm_zone, &shpool);
+    (void) ngx_http_tronch_state_sh(mcf->shm_zone, &shpool);
 
     ngx_shmtx_lock(&shpool->mutex);
 
@@ -490,22 +484,3 @@ ngx_http_tronch_lease_check(ngx_http_tronch_main_conf_t *mcf, const char *id,
     }
 }
 
-
-u_char *
-ngx_http_tronch_lease_status(ngx_http_tronch_stats_t *st, u_char *p)
-{
-    return ngx_sprintf(p,
-        "# HELP tronch_limit_lease_requests_total Lease scripts sent to Redis (leased policy).\n"
-        "# TYPE tronch_limit_lease_requests_total counter\n"
-        "tronch_limit_lease_requests_total %uA\n"
-        "# HELP tronch_limit_lease_granted_total Requests granted by Redis in leases.\n"
-        "# TYPE tronch_limit_lease_granted_total counter\n"
-        "tronch_limit_lease_granted_total %uA\n"
-        "# HELP tronch_limit_lease_lapsed_total Leased requests that lapsed unspent (the shortfall).\n"
-        "# TYPE tronch_limit_lease_lapsed_total counter\n"
-        "tronch_limit_lease_lapsed_total %uA\n"
-        "# HELP tronch_limit_lease_local_total Checks decided from a held lease, without Redis.\n"
-        "# TYPE tronch_limit_lease_local_total counter\n"
-        "tronch_limit_lease_local_total %uA\n",
-        st->lease_requests, st->lease_granted, st->lease_lapsed, st->lease_local);
-}

@@ -4,7 +4,13 @@
  * Request path: find the key (a header, never the query string) -> format and checksum check,
  * no I/O -> SHA-256 -> shared-memory cache -> on a miss, one async Redis lookup with the request
  * suspended (resumed like limit_req's delay) -> status, expiry, environment, allowed addresses ->
- * pass (variables set, key header removed) or refuse (application/problem+json).
+ * the key's rate limit -> pass (variables set, key header removed) or refuse
+ * (application/problem+json).
+ *
+ * One decision path, in the shape of limit_req: the handler decides, finish() records the
+ * verdict once and acts on it. ctx->state (ngx_http_tronch_state_e) is the request's only state:
+ * where it waits, and once decided, the verdict. A failed lookup goes through one place,
+ * lookup_failed(), where a stale cache entry may stand in for Redis.
  */
 #include "ngx_http_tronch_module.h"
 
@@ -48,9 +54,6 @@ ngx_module_t  ngx_http_tronch_module = {
 };
 
 
-static ngx_str_t  ngx_http_tronch_env_names[] = { ngx_string("live"), ngx_string("test") };
-
-
 /* request context */
 
 static void
@@ -59,7 +62,7 @@ ngx_http_tronch_ctx_cleanup(void *data)
     ngx_http_tronch_ctx_t  *ctx = data;
 
     if (ctx->pending) {
-        ngx_http_tronch_redis_cancel(ctx->pending, 0);
+        ngx_http_tronch_redis_cancel(ctx->pending);
         ctx->pending = NULL;
     }
 
@@ -115,6 +118,76 @@ ngx_http_tronch_create_ctx(ngx_http_request_t *r)
 }
 
 
+/* the verdict */
+
+/*
+ * Records the verdict and acts on it: pass (the key header out of what goes upstream) or
+ * refuse. A key that could not be verified passes only under tronch_failure_mode open. The
+ * counters move once per request; after an internal redirect the new location's rules decide
+ * again, and a refusal there spends from the address's budget again, as any refusal does.
+ */
+static ngx_int_t
+ngx_http_tronch_finish(ngx_http_request_t *r, ngx_http_tronch_ctx_t *ctx, ngx_uint_t result)
+{
+    ngx_http_tronch_main_conf_t  *mcf;
+    ngx_http_tronch_loc_conf_t   *lcf;
+    ngx_http_tronch_stats_t      *st;
+    ngx_uint_t                    passed;
+    ngx_int_t                     status;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_tronch_module);
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_tronch_module);
+
+    passed = (result == TRONCH_RESULT_OK
+              || (result == TRONCH_RESULT_AUTH_UNAVAILABLE
+                  && lcf->failure_mode == NGX_HTTP_TRONCH_FAIL_OPEN));
+
+    ctx->result = result;
+    ctx->state = passed ? NGX_HTTP_TRONCH_PASSED : NGX_HTTP_TRONCH_REFUSED;
+
+    if (!ctx->counted) {
+        ctx->counted = 1;
+        st = ngx_http_tronch_stats(mcf->shm_zone);
+        (void) ngx_atomic_fetch_add(&st->requests[result], 1);
+
+        if (passed && result != TRONCH_RESULT_OK) {
+            (void) ngx_atomic_fetch_add(&st->fail_open_passes, 1);
+        }
+    }
+
+    if (passed) {
+        if (result != TRONCH_RESULT_OK) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "tronch: key not verifiable (redis unavailable), passed: failure mode open");
+        }
+
+        return ngx_http_tronch_clean_headers(r, ctx) == NGX_OK ? NGX_OK
+                                                               : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    status = tronch_bridge_result_status((int) result);
+
+    if (status == NGX_HTTP_UNAUTHORIZED || status == NGX_HTTP_FORBIDDEN) {
+        /* a failed authentication spends from the client address's budget, never a key's */
+        ngx_http_tronch_limit_address_fail(r, mcf, lcf);
+    }
+
+    return ngx_http_tronch_refuse(r, mcf, result);
+}
+
+
+/* A refusal decided before any lookup; from an address out of failure budget, 429 instead (the
+ * budget's answer does not depend on the key, so it tells a guesser nothing). */
+static ngx_int_t
+ngx_http_tronch_finish_before_lookup(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
+    ngx_http_tronch_loc_conf_t *lcf, ngx_http_tronch_ctx_t *ctx, ngx_uint_t result)
+{
+    if (ngx_http_tronch_limit_address_check(r, mcf, lcf, ctx) != NGX_OK) {
+        result = TRONCH_RESULT_RATE_LIMITED;
+    }
+
+    return ngx_http_tronch_finish(r, ctx, result);
+}
 
 
 static ngx_uint_t
@@ -158,77 +231,123 @@ ngx_http_tronch_address_allowed(ngx_http_request_t *r, const tronch_record_t *re
 }
 
 
-static ngx_int_t
-ngx_http_tronch_decide(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
-    ngx_http_tronch_loc_conf_t *lcf, ngx_http_tronch_ctx_t *ctx)
+/* What the answer says of the key, here: TRONCH_RESULT_OK or why not. */
+static ngx_uint_t
+ngx_http_tronch_check_answer(ngx_http_request_t *r, ngx_http_tronch_loc_conf_t *lcf,
+    ngx_http_tronch_ctx_t *ctx)
 {
-    const tronch_record_t  *rec;
-    ngx_int_t               rc;
-
-    if (!ctx->have_answer) {
-        if (lcf->failure_mode == NGX_HTTP_TRONCH_FAIL_OPEN) {
-            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                          "tronch: key not verifiable (redis unavailable), passed: failure mode open");
-            return ngx_http_tronch_pass(r, mcf, ctx, TRONCH_RESULT_AUTH_UNAVAILABLE);
-        }
-
-        return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_AUTH_UNAVAILABLE);
-    }
+    const tronch_record_t  *rec = &ctx->answer.record;
 
     if (ctx->answer.negative) {
-        return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_UNKNOWN_KEY);
+        return TRONCH_RESULT_UNKNOWN_KEY;
     }
 
-    rec = &ctx->answer.record;
-
     if (rec->status == TRONCH_STATUS_REVOKED) {
-        return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_REVOKED_KEY);
+        return TRONCH_RESULT_REVOKED_KEY;
     }
 
     if (rec->status == TRONCH_STATUS_EXPIRED
         || (rec->has_expires && rec->expires_at <= (int64_t) ngx_time()))
     {
-        return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_EXPIRED_KEY);
+        return TRONCH_RESULT_EXPIRED_KEY;
     }
 
     if ((lcf->environment != NGX_HTTP_TRONCH_ENV_ANY && rec->env != lcf->environment)
         || rec->env != ctx->key_env)
     {
-        return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_WRONG_ENVIRONMENT);
+        return TRONCH_RESULT_WRONG_ENVIRONMENT;
     }
 
     if (rec->ncidrs && !ngx_http_tronch_address_allowed(r, rec)) {
-        return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_ADDRESS_NOT_ALLOWED);
+        return TRONCH_RESULT_ADDRESS_NOT_ALLOWED;
+    }
+
+    return TRONCH_RESULT_OK;
+}
+
+
+/* The answer is in (or there is none to be had): decide. */
+static ngx_int_t
+ngx_http_tronch_decide(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
+    ngx_http_tronch_loc_conf_t *lcf, ngx_http_tronch_ctx_t *ctx)
+{
+    ngx_uint_t  result;
+    ngx_int_t   rc;
+
+    if (!ctx->have_answer) {
+        return ngx_http_tronch_finish(r, ctx, TRONCH_RESULT_AUTH_UNAVAILABLE);
+    }
+
+    result = ngx_http_tronch_check_answer(r, lcf, ctx);
+    if (result != TRONCH_RESULT_OK) {
+        return ngx_http_tronch_finish(r, ctx, result);
     }
 
     /* authenticated and authorised: only now may the key's quota be spent */
     rc = ngx_http_tronch_limit_key(r, mcf, lcf, ctx, ngx_http_tronch_limit_done);
 
     if (rc == NGX_AGAIN) {
-        ctx->state = NGX_HTTP_TRONCH_STATE_LIMIT_WAITING;
+        ctx->state = NGX_HTTP_TRONCH_LIMITING;
         ngx_http_tronch_suspend(r, mcf);
         return NGX_AGAIN;
     }
 
-    if (rc != NGX_OK) {
-        return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_RATE_LIMITED);
-    }
-
-    return ngx_http_tronch_pass(r, mcf, ctx, TRONCH_RESULT_OK);
+    return ngx_http_tronch_finish(r, ctx, rc == NGX_OK ? TRONCH_RESULT_OK
+                                                       : TRONCH_RESULT_RATE_LIMITED);
 }
 
 
-/* A refusal that needs no lookup; from an address out of failure budget, 429 instead (the
- * budget's answer does not depend on the key, so it tells a guesser nothing). */
-static ngx_int_t
-ngx_http_tronch_refuse_guarded(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
-    ngx_http_tronch_loc_conf_t *lcf, ngx_http_tronch_ctx_t *ctx, ngx_uint_t result)
+/* The lookup failed (Redis down, timed out, or no answer to trust): a stale cache entry stands
+ * in for Redis, and is counted; without one, decide() finds no answer. The one place for this. */
+static void
+ngx_http_tronch_lookup_failed(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_ctx_t *ctx)
 {
-    if (ngx_http_tronch_limit_address_check(r, mcf, lcf, ctx) != NGX_OK) {
-        result = TRONCH_RESULT_RATE_LIMITED;
+    ctx->state = NGX_HTTP_TRONCH_LOOKED_UP;
+
+    if (ctx->stale) {
+        ctx->have_answer = 1;
+        (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(mcf->shm_zone)->cache_stale_serves, 1);
+    }
+}
+
+
+/* The lookup's answer, to use and cache. */
+static void
+ngx_http_tronch_lookup_answered(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_ctx_t *ctx,
+    const tronch_record_t *record)
+{
+    ctx->state = NGX_HTTP_TRONCH_LOOKED_UP;
+    ctx->have_answer = 1;
+    ctx->stale = 0;
+
+    if (record == NULL) {
+        ctx->answer.negative = 1;
+
+    } else {
+        ctx->answer.negative = 0;
+        ngx_memcpy(&ctx->answer.record, record, sizeof(tronch_record_t));
     }
 
-    return ngx_http_tronch_refuse(r, mcf, ctx, result);
+    ngx_http_tronch_cache_store(mcf->shm_zone, ctx->digest, &ctx->answer, ctx->generation);
+}
+
+
+/* The Redis GCRA check's answer: ctx->decision is final. */
+static void
+ngx_http_tronch_limit_answered(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_ctx_t *ctx,
+    const tronch_decision_t *d)
+{
+    (void) ngx_http_tronch_limit_redis_decided(mcf, ctx, d);
+    ctx->state = NGX_HTTP_TRONCH_LIMITED;
+}
+
+
+/* The Redis GCRA check failed or timed out: the degraded local check is final. */
+static void
+ngx_http_tronch_limit_failed(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_ctx_t *ctx)
+{
+    (void) ngx_http_tronch_limit_redis_failed(mcf, ctx);
+    ctx->state = NGX_HTTP_TRONCH_LIMITED;
 }
 
 
@@ -256,9 +375,10 @@ ngx_http_tronch_resume(ngx_http_request_t *r)
 static void
 ngx_http_tronch_wait_handler(ngx_http_request_t *r)
 {
-    ngx_event_t                *wev = r->connection->write;
-    ngx_http_tronch_ctx_t      *ctx;
-    ngx_http_tronch_pending_t  *p;
+    ngx_event_t                  *wev = r->connection->write;
+    ngx_http_tronch_main_conf_t  *mcf;
+    ngx_http_tronch_ctx_t        *ctx;
+    ngx_http_tronch_pending_t    *p;
 
     if (wev->delayed) {
         /* not our timer: keep waiting */
@@ -268,34 +388,26 @@ ngx_http_tronch_wait_handler(ngx_http_request_t *r)
         return;
     }
 
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_tronch_module);
     ctx = ngx_http_get_module_ctx(r, ngx_http_tronch_module);
 
-    if (ctx && ctx->state == NGX_HTTP_TRONCH_STATE_WAITING) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0, "tronch: redis lookup timed out");
-
-        ctx->state = NGX_HTTP_TRONCH_STATE_ANSWERED;
-        ctx->lookup_failed = 1;
+    if (ctx && (ctx->state == NGX_HTTP_TRONCH_LOOKUP || ctx->state == NGX_HTTP_TRONCH_LIMITING)) {
         p = ctx->pending;
         ctx->pending = NULL;
 
         if (p) {
-            ngx_http_tronch_redis_cancel(p, 1);
+            ngx_http_tronch_redis_timed_out(p);
         }
 
-    } else if (ctx && ctx->state == NGX_HTTP_TRONCH_STATE_LIMIT_WAITING) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "tronch: redis rate limit check timed out, degraded to local limits");
+        if (ctx->state == NGX_HTTP_TRONCH_LOOKUP) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0, "tronch: redis lookup timed out");
+            ngx_http_tronch_lookup_failed(mcf, ctx);
 
-        p = ctx->pending;
-        ctx->pending = NULL;
-
-        if (p) {
-            ngx_http_tronch_redis_cancel(p, 1);
+        } else {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "tronch: redis rate limit check timed out, degraded to local limits");
+            ngx_http_tronch_limit_failed(mcf, ctx);
         }
-
-        (void) ngx_http_tronch_limit_redis_done(
-                   ngx_http_get_module_main_conf(r, ngx_http_tronch_module), ctx, NGX_ERROR, NULL);
-        ctx->state = NGX_HTTP_TRONCH_STATE_LIMIT_ANSWERED;
     }
 
     if (ngx_handle_read_event(r->connection->read, 0) != NGX_OK) {
@@ -307,7 +419,7 @@ ngx_http_tronch_wait_handler(ngx_http_request_t *r)
 }
 
 
-/* Redis answered (or gave up): cache the answer, then resume the request. */
+/* Redis answered (or gave up): the answer is used and cached, then the request resumes. */
 static void
 ngx_http_tronch_lookup_done(void *data, ngx_http_tronch_lookup_rc_e rc, ngx_uint_t mirror_complete,
     const tronch_record_t *record)
@@ -319,54 +431,36 @@ ngx_http_tronch_lookup_done(void *data, ngx_http_tronch_lookup_rc_e rc, ngx_uint
 
     ctx->pending = NULL;
 
-    if (r == NULL || ctx->state != NGX_HTTP_TRONCH_STATE_WAITING) {
+    if (r == NULL || ctx->state != NGX_HTTP_TRONCH_LOOKUP) {
         return;
     }
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_tronch_module);
-    ctx->state = NGX_HTTP_TRONCH_STATE_ANSWERED;
 
-    switch (rc) {
+    if (rc == NGX_HTTP_TRONCH_LOOKUP_FOUND) {
+        if (ngx_http_tronch_records_accept(r, mcf, ctx, record) == NGX_OK) {
+            ngx_http_tronch_lookup_answered(mcf, ctx, record);
 
-    case NGX_HTTP_TRONCH_LOOKUP_FOUND:
-        if (ngx_http_tronch_records_accept(r, mcf, ctx, record) != NGX_OK) {
+        } else {
             /* not believable: an unknown key (cached negative by records_accept) */
+            ctx->state = NGX_HTTP_TRONCH_LOOKED_UP;
             ctx->answer.negative = 1;
             ctx->have_answer = 1;
             ctx->stale = 0;
-            break;
         }
 
-        ctx->answer.negative = 0;
-        ngx_memcpy(&ctx->answer.record, record, sizeof(tronch_record_t));
-        ctx->have_answer = 1;
-        ctx->stale = 0;
-        ngx_http_tronch_cache_store(mcf->shm_zone, ctx->digest, &ctx->answer, ctx->generation);
-        break;
+    } else if (rc == NGX_HTTP_TRONCH_LOOKUP_ABSENT && mirror_complete) {
+        ngx_http_tronch_lookup_answered(mcf, ctx, NULL);
 
-    case NGX_HTTP_TRONCH_LOOKUP_ABSENT:
-        if (mirror_complete) {
-            ctx->answer.negative = 1;
-            ctx->have_answer = 1;
-            ctx->stale = 0;
-            ngx_http_tronch_cache_store(mcf->shm_zone, ctx->digest, &ctx->answer, ctx->generation);
-            break;
+    } else {
+        if (rc == NGX_HTTP_TRONCH_LOOKUP_ABSENT) {
+            /* Without the mirror-complete mark a miss proves nothing: as if Redis were down. */
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "tronch: key not in redis and the mirror is not complete (no %s)",
+                          tronch_bridge_mirror_epoch_key());
         }
 
-        /* Without the mirror-complete mark a miss proves nothing: as if Redis were down. */
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "tronch: key not in redis and the mirror is not complete (no %s)",
-                      tronch_bridge_mirror_epoch_key());
-        ctx->lookup_failed = 1;
-        break;
-
-    default:
-        ctx->lookup_failed = 1;
-        break;
-    }
-
-    if (ctx->lookup_failed && ctx->stale) {
-        (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(mcf->shm_zone)->cache_stale_serves, 1);
+        ngx_http_tronch_lookup_failed(mcf, ctx);
     }
 
     c = r->connection;
@@ -375,23 +469,29 @@ ngx_http_tronch_lookup_done(void *data, ngx_http_tronch_lookup_rc_e rc, ngx_uint
 }
 
 
-/* The Redis GCRA check answered (or failed: degraded), then resume the request. */
+/* The Redis GCRA check answered (or failed: degraded), then the request resumes. */
 static void
 ngx_http_tronch_limit_done(void *data, ngx_int_t rc, const tronch_decision_t *d)
 {
-    ngx_http_tronch_ctx_t  *ctx = data;
-    ngx_http_request_t     *r = ctx->request;
-    ngx_connection_t       *c;
+    ngx_http_tronch_ctx_t        *ctx = data;
+    ngx_http_request_t           *r = ctx->request;
+    ngx_connection_t             *c;
+    ngx_http_tronch_main_conf_t  *mcf;
 
     ctx->pending = NULL;
 
-    if (r == NULL || ctx->state != NGX_HTTP_TRONCH_STATE_LIMIT_WAITING) {
+    if (r == NULL || ctx->state != NGX_HTTP_TRONCH_LIMITING) {
         return;
     }
 
-    (void) ngx_http_tronch_limit_redis_done(ngx_http_get_module_main_conf(r, ngx_http_tronch_module),
-                                            ctx, rc, d);
-    ctx->state = NGX_HTTP_TRONCH_STATE_LIMIT_ANSWERED;
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_tronch_module);
+
+    if (rc == NGX_OK) {
+        ngx_http_tronch_limit_answered(mcf, ctx, d);
+
+    } else {
+        ngx_http_tronch_limit_failed(mcf, ctx);
+    }
 
     c = r->connection;
     ngx_http_tronch_resume(r);
@@ -414,87 +514,36 @@ ngx_http_tronch_suspend(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf)
 }
 
 
+/* the access handler */
+
+/* A new request: the key, the checks that need no lookup, the cache, else a Redis lookup. */
 static ngx_int_t
-ngx_http_tronch_access_handler(ngx_http_request_t *r)
+ngx_http_tronch_start(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
+    ngx_http_tronch_loc_conf_t *lcf, ngx_http_tronch_ctx_t *ctx)
 {
-    ngx_http_tronch_loc_conf_t   *lcf;
-    ngx_http_tronch_main_conf_t  *mcf;
-    ngx_http_tronch_ctx_t        *ctx;
-    ngx_http_tronch_stats_t      *st;
-    ngx_table_elt_t              *elt;
-    ngx_str_t                     key;
-    ngx_int_t                     rc;
-    ngx_http_tronch_cache_rc_e    crc;
-
-    lcf = ngx_http_get_module_loc_conf(r, ngx_http_tronch_module);
-    if (!lcf->enable) {
-        return NGX_DECLINED;
-    }
-
-    mcf = ngx_http_get_module_main_conf(r, ngx_http_tronch_module);
-    st = ngx_http_tronch_stats(mcf->shm_zone);
-
-    ctx = ngx_http_tronch_get_ctx(r);
-
-    if (ctx) {
-        switch (ctx->state) {
-
-        case NGX_HTTP_TRONCH_STATE_WAITING:
-        case NGX_HTTP_TRONCH_STATE_LIMIT_WAITING:
-            return NGX_AGAIN;
-
-        case NGX_HTTP_TRONCH_STATE_LIMIT_ANSWERED:
-            if (ctx->decision.allowed) {
-                return ngx_http_tronch_pass(r, mcf, ctx, TRONCH_RESULT_OK);
-            }
-            return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_RATE_LIMITED);
-
-        case NGX_HTTP_TRONCH_STATE_ANSWERED:
-            if (!ctx->have_answer && ctx->stale) {
-                ctx->have_answer = 1;   /* the stale entry stands in for Redis */
-            }
-            return ngx_http_tronch_decide(r, mcf, lcf, ctx);
-
-        case NGX_HTTP_TRONCH_STATE_DECIDED:
-            /* an internal redirect: this location's rules, the same key */
-            if (ctx->passed && ctx->result == TRONCH_RESULT_OK) {
-                return ngx_http_tronch_decide(r, mcf, lcf, ctx);
-            }
-            return ctx->passed ? NGX_OK : NGX_HTTP_FORBIDDEN;
-
-        default:
-            break;
-        }
-
-    } else {
-        ctx = ngx_http_tronch_create_ctx(r);
-        if (ctx == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
+    ngx_http_tronch_stats_t     *st;
+    ngx_str_t                    key;
+    ngx_int_t                    rc;
+    ngx_http_tronch_cache_rc_e   crc;
 
     if (lcf->require_https) {
 #if (NGX_HTTP_SSL)
         if (r->connection->ssl == NULL)
 #endif
         {
-            return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_HTTPS_REQUIRED);
+            return ngx_http_tronch_finish(r, ctx, TRONCH_RESULT_HTTPS_REQUIRED);
         }
     }
 
-    elt = NULL;
-    rc = ngx_http_tronch_find_key(r, lcf, &key, &elt);
+    rc = ngx_http_tronch_find_key(r, lcf, &key, &ctx->key_elt);
 
     if (rc != NGX_OK) {
-        return ngx_http_tronch_refuse_guarded(r, mcf, lcf, ctx,
-                                              rc == NGX_ABORT ? TRONCH_RESULT_AMBIGUOUS_CREDENTIALS
-                                                              : TRONCH_RESULT_MISSING_KEY);
+        return ngx_http_tronch_finish_before_lookup(r, mcf, lcf, ctx,
+                   rc == NGX_ABORT ? TRONCH_RESULT_AMBIGUOUS_CREDENTIALS : TRONCH_RESULT_MISSING_KEY);
     }
 
-    ctx->key_elt = elt;
-
-    if (tronch_bridge_parse_key((const char *) key.data, key.len, &ctx->key_env, ctx->digest) != 0) {
-        return ngx_http_tronch_refuse_guarded(r, mcf, lcf, ctx, TRONCH_RESULT_MALFORMED_KEY);
+    if (tronch_bridge_parse_key((const char *) key.data, key.len, &ctx->key_env, ctx->digest) != TRONCH_OK) {
+        return ngx_http_tronch_finish_before_lookup(r, mcf, lcf, ctx, TRONCH_RESULT_MALFORMED_KEY);
     }
 
     ctx->key_parsed = 1;
@@ -503,9 +552,11 @@ ngx_http_tronch_access_handler(ngx_http_request_t *r)
     if (lcf->environment != NGX_HTTP_TRONCH_ENV_ANY
         && (ngx_uint_t) ctx->key_env != lcf->environment)
     {
-        return ngx_http_tronch_refuse_guarded(r, mcf, lcf, ctx, TRONCH_RESULT_WRONG_ENVIRONMENT);
+        return ngx_http_tronch_finish_before_lookup(r, mcf, lcf, ctx,
+                                                    TRONCH_RESULT_WRONG_ENVIRONMENT);
     }
 
+    st = ngx_http_tronch_stats(mcf->shm_zone);
     crc = ngx_http_tronch_cache_lookup(mcf->shm_zone, ctx->digest, lcf, &ctx->answer);
 
     if (crc == NGX_HTTP_TRONCH_CACHE_HIT && !ctx->answer.negative) {
@@ -518,7 +569,7 @@ ngx_http_tronch_access_handler(ngx_http_request_t *r)
     /* brute-force guard: an address out of failure budget gets no lookup (nor an answer about
      * a key it guessed before) */
     if (ngx_http_tronch_limit_address_check(r, mcf, lcf, ctx) != NGX_OK) {
-        return ngx_http_tronch_refuse(r, mcf, ctx, TRONCH_RESULT_RATE_LIMITED);
+        return ngx_http_tronch_finish(r, ctx, TRONCH_RESULT_RATE_LIMITED);
     }
 
     if (crc == NGX_HTTP_TRONCH_CACHE_HIT) {
@@ -538,169 +589,72 @@ ngx_http_tronch_access_handler(ngx_http_request_t *r)
     if (ctx->pending == NULL) {
         /* Redis is down (reconnecting with backoff): answer now, no waiting */
         (void) ngx_atomic_fetch_add(&st->redis_errors, 1);
-        ctx->state = NGX_HTTP_TRONCH_STATE_ANSWERED;
-        ctx->lookup_failed = 1;
-
-        if (ctx->stale) {
-            (void) ngx_atomic_fetch_add(&st->cache_stale_serves, 1);
-            ctx->have_answer = 1;
-        }
-
+        ngx_http_tronch_lookup_failed(mcf, ctx);
         return ngx_http_tronch_decide(r, mcf, lcf, ctx);
     }
 
-    ctx->state = NGX_HTTP_TRONCH_STATE_WAITING;
+    ctx->state = NGX_HTTP_TRONCH_LOOKUP;
     ngx_http_tronch_suspend(r, mcf);
 
     return NGX_AGAIN;
 }
 
 
-/* variables */
-
 static ngx_int_t
-ngx_http_tronch_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data)
+ngx_http_tronch_access_handler(ngx_http_request_t *r)
 {
-    ngx_http_tronch_ctx_t  *ctx;
-    const tronch_record_t  *rec;
-    size_t                  len;
-    const char             *code;
+    ngx_http_tronch_loc_conf_t   *lcf;
+    ngx_http_tronch_main_conf_t  *mcf;
+    ngx_http_tronch_ctx_t        *ctx;
 
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_tronch_module);
+    if (!lcf->enable) {
+        return NGX_DECLINED;
+    }
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_tronch_module);
     ctx = ngx_http_tronch_get_ctx(r);
 
-    if (ctx == NULL && r != r->main) {
-        ctx = ngx_http_tronch_get_ctx(r->main);   /* subrequests: the main request's key */
+    if (ctx == NULL) {
+        ctx = ngx_http_tronch_create_ctx(r);
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
-    if (ctx == NULL || !ctx->decided) {
-        v->not_found = 1;
+    switch (ctx->state) {
+
+    case NGX_HTTP_TRONCH_NEW:
+        return ngx_http_tronch_start(r, mcf, lcf, ctx);
+
+    case NGX_HTTP_TRONCH_LOOKUP:
+    case NGX_HTTP_TRONCH_LIMITING:
+        return NGX_AGAIN;
+
+    case NGX_HTTP_TRONCH_LOOKED_UP:
+        return ngx_http_tronch_decide(r, mcf, lcf, ctx);
+
+    case NGX_HTTP_TRONCH_LIMITED:
+        return ngx_http_tronch_finish(r, ctx, ctx->decision.allowed ? TRONCH_RESULT_OK
+                                                                    : TRONCH_RESULT_RATE_LIMITED);
+
+    case NGX_HTTP_TRONCH_PASSED:
+        /* an internal redirect: this location's rules, the same key */
+        if (ctx->result == TRONCH_RESULT_OK) {
+            return ngx_http_tronch_decide(r, mcf, lcf, ctx);
+        }
         return NGX_OK;
+
+    default: /* NGX_HTTP_TRONCH_REFUSED */
+        return NGX_HTTP_FORBIDDEN;
     }
-
-    rec = &ctx->answer.record;
-
-    switch (data) {
-
-    case 0:  /* $tronch_result */
-        code = tronch_bridge_result_code((int) ctx->result, &len);
-        v->data = (u_char *) code;
-        v->len = len;
-        break;
-
-    case 1:  /* $tronch_key_id */
-        if (!ctx->have_answer || ctx->answer.negative || rec->id[0] == '\0') {
-            v->not_found = 1;
-            return NGX_OK;
-        }
-        v->data = (u_char *) rec->id;
-        v->len = ngx_strlen(rec->id);
-        break;
-
-    case 2:  /* $tronch_key_env */
-        if (!ctx->key_parsed) {
-            v->not_found = 1;
-            return NGX_OK;
-        }
-        v->data = ngx_http_tronch_env_names[ctx->key_env ? 1 : 0].data;
-        v->len = ngx_http_tronch_env_names[ctx->key_env ? 1 : 0].len;
-        break;
-
-    default: /* $tronch_key_prefix */
-        if (!ctx->have_answer || ctx->answer.negative || rec->prefix[0] == '\0') {
-            v->not_found = 1;
-            return NGX_OK;
-        }
-        v->data = (u_char *) rec->prefix;
-        v->len = ngx_strlen(rec->prefix);
-        break;
-    }
-
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-
-    return NGX_OK;
 }
-
-
-/*
- * $tronch_safe_request: $request (the request line) with every key-shaped token masked to its
- * prefix, for access logs. A line without a key marker is used as it is; one with a marker costs
- * one allocation from the request pool (the value is cached for the request).
- */
-static ngx_int_t  ngx_http_tronch_request_index = NGX_ERROR;
-static ngx_str_t  ngx_http_tronch_request_name = ngx_string("request");
-
-static ngx_int_t
-ngx_http_tronch_safe_request_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
-    uintptr_t data)
-{
-    ngx_http_variable_value_t  *line;
-    u_char                     *p;
-    size_t                      len;
-
-    line = ngx_http_get_indexed_variable(r, ngx_http_tronch_request_index);
-
-    if (line == NULL || line->not_found) {
-        v->not_found = 1;
-        return NGX_OK;
-    }
-
-    *v = *line;
-
-    if (!tronch_bridge_has_key_marker((const char *) line->data, line->len)) {
-        return NGX_OK;
-    }
-
-    len = tronch_bridge_mask_bound(line->len);
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    v->len = tronch_bridge_mask_keys((const char *) line->data, line->len, (char *) p, len);
-    v->data = p;
-
-    return NGX_OK;
-}
-
-
-static ngx_http_variable_t  ngx_http_tronch_vars[] = {
-
-    { ngx_string("tronch_safe_request"), NULL, ngx_http_tronch_safe_request_variable, 0, 0, 0 },
-
-    { ngx_string("tronch_result"), NULL, ngx_http_tronch_variable, 0,
-      NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-    { ngx_string("tronch_key_id"), NULL, ngx_http_tronch_variable, 1,
-      NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-    { ngx_string("tronch_key_env"), NULL, ngx_http_tronch_variable, 2,
-      NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-    { ngx_string("tronch_key_prefix"), NULL, ngx_http_tronch_variable, 3,
-      NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-      ngx_http_null_variable
-};
 
 
 static ngx_int_t
 ngx_http_tronch_preconfiguration(ngx_conf_t *cf)
 {
-    ngx_http_variable_t  *var, *v;
-
-    for (v = ngx_http_tronch_vars; v->name.len; v++) {
-        var = ngx_http_add_variable(cf, &v->name, v->flags);
-        if (var == NULL) {
-            return NGX_ERROR;
-        }
-
-        var->get_handler = v->get_handler;
-        var->data = v->data;
-    }
-
-    return NGX_OK;
+    return ngx_http_tronch_add_variables(cf);
 }
 
 
@@ -721,12 +675,13 @@ ngx_http_tronch_postconfiguration(ngx_conf_t *cf)
 
     ngx_http_tronch_records_postconf(cf, ngx_http_conf_get_module_main_conf(cf, ngx_http_tronch_module));
 
-    ngx_http_tronch_request_index = ngx_http_get_variable_index(cf, &ngx_http_tronch_request_name);
-    if (ngx_http_tronch_request_index == NGX_ERROR) {
+    if (ngx_http_tronch_variables_init(cf) != NGX_OK
+        || ngx_http_tronch_filter_init(cf) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    return ngx_http_tronch_limit_init(cf);
+    return ngx_http_tronch_usage_init(cf);
 }
 
 

@@ -82,8 +82,9 @@ ngx_http_tronch_record_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    key = tronch_bridge_record_key_load((const char *) pem, len, kid, sizeof(kid), err, sizeof(err));
-    if (key == NULL) {
+    if (tronch_bridge_record_key_load((const char *) pem, len, &key, kid, sizeof(kid), err, sizeof(err))
+        != TRONCH_OK)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "tronch_record_key: \"%V\" is not usable: %s; it must be the PEM Ed25519 "
                            "public key tronchd wrote beside its signing key (tronchctl records-key)",
@@ -144,7 +145,7 @@ ngx_http_tronch_records_init_process(ngx_cycle_t *cycle, ngx_http_tronch_main_co
         n = mcf->record_keys->nelts;
     }
 
-    if (tronch_bridge_record_keys_use(keys, n) != 0) {
+    if (tronch_bridge_record_keys_use(keys, n) != TRONCH_OK) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, 0, "tronch: cannot install the record keys");
         return NGX_ERROR;
     }

@@ -125,7 +125,7 @@ ngx_http_tronch_get_reply(ngx_http_tronch_rconn_t *rc, redisReply *reply, void *
     }
 
     if (reply->type != REDIS_REPLY_STRING
-        || tronch_bridge_decode_record(reply->str, reply->len, &p->record, err, sizeof(err)) != 0)
+        || tronch_bridge_decode_record(reply->str, reply->len, &p->record, err, sizeof(err)) != TRONCH_OK)
     {
         if (reply->type != REDIS_REPLY_STRING) {
             ngx_cpystrn((u_char *) err, (u_char *) "not a string", sizeof(err));
@@ -150,10 +150,6 @@ ngx_http_tronch_exists_reply(ngx_http_tronch_rconn_t *conn, redisReply *reply, v
     ngx_http_tronch_stats_t      *st;
 
     (void) conn;
-
-    if (ngx_http_tronch_cmd_link.inflight) {
-        ngx_http_tronch_cmd_link.inflight--;
-    }
 
     st = ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone);
 
@@ -190,8 +186,7 @@ ngx_http_tronch_redis_lookup(const u_char *digest, ngx_http_tronch_lookup_done_p
         return NULL;
     }
 
-    len = tronch_bridge_redis_key(digest, name, sizeof(name));
-    if (len == 0) {
+    if (tronch_bridge_redis_key(digest, name, sizeof(name), &len) != TRONCH_OK) {
         return NULL;
     }
 
@@ -222,7 +217,6 @@ ngx_http_tronch_redis_lookup(const u_char *digest, ngx_http_tronch_lookup_done_p
         return NULL;
     }
 
-    link->inflight++;
     (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone)->redis_lookups, 1);
 
     return p;
@@ -233,7 +227,6 @@ static void
 ngx_http_tronch_link_reset(ngx_http_tronch_link_t *link)
 {
     link->state = NGX_HTTP_TRONCH_LINK_DOWN;
-    link->inflight = 0;
 
     if (link->timer.timer_set) {
         ngx_del_timer(&link->timer);
@@ -248,7 +241,7 @@ ngx_http_tronch_link_reset(ngx_http_tronch_link_t *link)
 
 
 void
-ngx_http_tronch_redis_cancel(ngx_http_tronch_pending_t *p, ngx_uint_t timed_out)
+ngx_http_tronch_redis_cancel(ngx_http_tronch_pending_t *p)
 {
     if (ngx_http_tronch_redis_exiting) {
         return;   /* the slots are gone with the worker's Redis state */
@@ -257,16 +250,25 @@ ngx_http_tronch_redis_cancel(ngx_http_tronch_pending_t *p, ngx_uint_t timed_out)
     p->done = NULL;
     p->gcra_done = NULL;
     p->data = NULL;
+}
 
-    if (timed_out) {
-        (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone)->redis_timeouts, 1);
 
-        /* Redis is slow or gone: start afresh (with backoff) rather than queue behind it */
-        ngx_log_error(NGX_LOG_WARN, ngx_http_tronch_redis_log, 0,
-                      "tronch: redis lookup timed out, reconnecting to %V",
-                      &ngx_http_tronch_redis_mcf->redis_addr);
-        ngx_http_tronch_link_reset(&ngx_http_tronch_cmd_link);
+void
+ngx_http_tronch_redis_timed_out(ngx_http_tronch_pending_t *p)
+{
+    if (ngx_http_tronch_redis_exiting) {
+        return;
     }
+
+    ngx_http_tronch_redis_cancel(p);
+
+    (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone)->redis_timeouts, 1);
+
+    /* Redis is slow or gone: start afresh (with backoff) rather than queue behind it */
+    ngx_log_error(NGX_LOG_WARN, ngx_http_tronch_redis_log, 0,
+                  "tronch: redis lookup timed out, reconnecting to %V",
+                  &ngx_http_tronch_redis_mcf->redis_addr);
+    ngx_http_tronch_link_reset(&ngx_http_tronch_cmd_link);
 }
 
 
@@ -315,7 +317,7 @@ ngx_http_tronch_event_message(ngx_http_tronch_rconn_t *rc, redisReply *reply, vo
 
     st = ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone);
 
-    if (tronch_bridge_parse_event(payload->str, payload->len, &type, digest) != 0) {
+    if (tronch_bridge_parse_event(payload->str, payload->len, &type, digest) != TRONCH_OK) {
         (void) ngx_atomic_fetch_add(&st->events_invalid, 1);
         ngx_log_error(NGX_LOG_WARN, ngx_http_tronch_redis_log, 0,
                       "tronch: ignored an invalid event on %s", tronch_bridge_events_channel());
@@ -514,7 +516,6 @@ ngx_http_tronch_on_failed(ngx_http_tronch_rconn_t *rc, const char *err)
         ngx_log_error(level, ngx_http_tronch_redis_log, 0,
                       "tronch: redis %s: lost connection to %V: %s", link->name, &rc->addr->name, err);
         link->state = NGX_HTTP_TRONCH_LINK_DOWN;
-        link->inflight = 0;
         link->left = 0;
         ngx_http_tronch_link_schedule(link);
         return;
@@ -619,7 +620,6 @@ ngx_http_tronch_link_connect(ngx_http_tronch_link_t *link)
     }
 
     link->state = NGX_HTTP_TRONCH_LINK_CONNECTING;
-    link->inflight = 0;
 
     if (link->timer.timer_set) {
         ngx_del_timer(&link->timer);
@@ -692,7 +692,6 @@ ngx_http_tronch_redis_master_changed(void)
         }
 
         links[i]->state = NGX_HTTP_TRONCH_LINK_DOWN;
-        links[i]->inflight = 0;
         ngx_http_tronch_rconn_close(&links[i]->rc);   /* waiting lookups fail now */
 
         links[i]->backoff = NGX_HTTP_TRONCH_BACKOFF_MIN;

@@ -26,7 +26,6 @@ typedef struct {
     ngx_event_t                   timer;     /* connect timeout, or reconnect backoff */
     ngx_connection_t              dummy;     /* timer.data (debug builds log through it) */
     ngx_msec_t                    backoff;
-    ngx_uint_t                    inflight;
     ngx_uint_t                    failures;  /* connect failures in a row */
     ngx_uint_t                    was_up;    /* has been connected before in this worker */
     ngx_uint_t                    next;      /* the address to try next */

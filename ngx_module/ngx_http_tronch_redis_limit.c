@@ -1,7 +1,7 @@
 /*
- * The limiter's Redis commands, on the worker's command link (pipelined with lookups):
- *   - the GCRA script (tronch_limit_policy redis): EVALSHA, and on NOSCRIPT one EVAL;
- *   - usage flushes: one EVAL (HINCRBY of many fields) and one HSET per chunk of keys, fire and forget.
+ * The limiter's Redis command (tronch_limit_policy redis), on the worker's command link
+ * (pipelined with lookups): the GCRA script, EVALSHA, and on NOSCRIPT one EVAL.
+ * (Usage is sent by ngx_http_tronch_usage_flush.c on the same link.)
  */
 #include "ngx_http_tronch_redis.h"
 
@@ -12,66 +12,17 @@ static char  ngx_http_tronch_gcra_sha[41];
 ngx_int_t
 ngx_http_tronch_redis_limit_init(void)
 {
-    return tronch_bridge_gcra_script_sha1(ngx_http_tronch_gcra_sha) == 0 ? NGX_OK : NGX_ERROR;
+    return tronch_bridge_gcra_script_sha1(ngx_http_tronch_gcra_sha) == TRONCH_OK ? NGX_OK : NGX_ERROR;
 }
 
 
-/* usage flushes: fire and forget on the command link */
-
+/* Whether the command link is up (usage flushes and GCRA checks wait for it). */
 ngx_uint_t
 ngx_http_tronch_redis_ready(void)
 {
     return ngx_http_tronch_redis_mcf != NULL && !ngx_http_tronch_redis_exiting
            && ngx_http_tronch_cmd_link.state == NGX_HTTP_TRONCH_LINK_UP;
 }
-
-
-static void
-ngx_http_tronch_usage_reply(ngx_http_tronch_rconn_t *rc, redisReply *reply, void *privdata)
-{
-    ngx_http_tronch_stats_t  *st;
-
-    (void) rc;
-
-    if (ngx_http_tronch_redis_mcf == NULL || ngx_http_tronch_redis_exiting) {
-        return;
-    }
-
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-        /* No reply (the link died, or timed out) or a refusal: the counts the command carried
-         * are taken out of shm already, so they are counted as lost. Without a reply this is an
-         * upper bound: Redis may have applied the command before the link went. */
-        st = ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone);
-        (void) ngx_atomic_fetch_add(&st->usage_flush_errors, 1);
-        (void) ngx_atomic_fetch_add(&st->usage_lost, (ngx_atomic_int_t) (uintptr_t) privdata);
-        if (reply) {
-            ngx_log_error(NGX_LOG_ERR, ngx_http_tronch_redis_log, 0,
-                          "tronch: redis usage flush failed: %s", reply->str);
-        }
-    }
-}
-
-
-ngx_int_t
-ngx_http_tronch_redis_usage(int argc, const char **argv, const size_t *argvlen,
-    ngx_uint_t requests)
-{
-    if (!ngx_http_tronch_redis_ready()) {
-        return NGX_ERROR;
-    }
-
-    /* the command is encoded into the connection's buffer here: argv may be reused at once;
-     * the reply callback gets the count it carries, to count it as lost if Redis never takes it */
-    if (ngx_http_tronch_rconn_command_argv(&ngx_http_tronch_cmd_link.rc, ngx_http_tronch_usage_reply,
-                                           (void *) (uintptr_t) requests, argc, argv, argvlen)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
 
 
 /* GCRA checks (tronch_limit_policy redis): EVALSHA, and on NOSCRIPT one EVAL (which also
@@ -102,9 +53,6 @@ ngx_http_tronch_gcra_reply(ngx_http_tronch_rconn_t *conn, redisReply *reply, voi
         }
     }
 
-    if (ngx_http_tronch_cmd_link.inflight) {
-        ngx_http_tronch_cmd_link.inflight--;
-    }
 
     ngx_memzero(&d, sizeof(tronch_decision_t));
     rc = NGX_ERROR;
@@ -157,8 +105,7 @@ ngx_http_tronch_redis_gcra(const char *key_id, const tronch_limit_t *limit,
         return NULL;
     }
 
-    p->name_len = tronch_bridge_rate_limit_key(key_id, p->name, sizeof(p->name));
-    if (p->name_len == 0) {
+    if (tronch_bridge_rate_limit_key(key_id, p->name, sizeof(p->name), &p->name_len) != TRONCH_OK) {
         ngx_http_tronch_pending_put(p);
         return NULL;
     }
@@ -177,7 +124,6 @@ ngx_http_tronch_redis_gcra(const char *key_id, const tronch_limit_t *limit,
         return NULL;
     }
 
-    link->inflight++;
 
     return p;
 }

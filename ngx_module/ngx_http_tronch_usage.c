@@ -1,239 +1,166 @@
 /*
- * Usage flush: once a second one worker (the owner, kept in the zone by
- * ngx_http_tronch_limit_usage_collect) takes the keys that have waited longest out of the zone and
- * sends their counts to Redis on the worker's command link, fire and forget: per chunk of keys one
- * EVAL of the core's add script (HINCRBY of each field) and one HSET of the last-used times.
- * tronchd rolls the pending hash up into Postgres.
+ * Usage: each key's requests and errors, counted on its node of the zone's state table
+ * (ngx_http_tronch_zone.c) until the next flush: counted by the limiter's check (or here, when
+ * the limit was decided by Redis or there is none), an upstream 5xx by the log-phase handler,
+ * collected by the flush owner (ngx_http_tronch_usage_flush.c sends them to Redis).
  */
 #include "ngx_http_tronch_module.h"
 
 
-#define NGX_HTTP_TRONCH_FLUSH_EVERY    1000   /* ms */
-#define NGX_HTTP_TRONCH_FLUSH_MAX      4096   /* keys per flush; the rest wait a second */
-#define NGX_HTTP_TRONCH_FLUSH_CHUNK    128    /* keys per Redis command */
-#define NGX_HTTP_TRONCH_FIELD_MAX      (TRONCH_ID_MAX + NGX_INT64_LEN + 4)
+#define NGX_HTTP_TRONCH_FLUSH_TAKEOVER 3000   /* ms without a flush: another worker takes over */
 
 
-/* One chunk of a flush as two commands: EVAL of the core's add script over (field, delta)
- * pairs, and one HSET of the last-used times. The strings live in text. */
-typedef struct {
-    const char                  *add[4 + 4 * NGX_HTTP_TRONCH_FLUSH_CHUNK];
-    size_t                       add_len[4 + 4 * NGX_HTTP_TRONCH_FLUSH_CHUNK];
-    int                          add_argc;
-    const char                  *seen[2 + 2 * NGX_HTTP_TRONCH_FLUSH_CHUNK];
-    size_t                       seen_len[2 + 2 * NGX_HTTP_TRONCH_FLUSH_CHUNK];
-    int                          seen_argc;
-    ngx_uint_t                   requests;   /* the request counts the add command carries */
-    u_char                      *free;
-    u_char                       text[3 * NGX_HTTP_TRONCH_FLUSH_CHUNK
-                                      * (NGX_HTTP_TRONCH_FIELD_MAX + NGX_INT64_LEN)];
-} ngx_http_tronch_flush_cmd_t;
-
-
-static ngx_http_tronch_main_conf_t      *ngx_http_tronch_flush_mcf;
-static ngx_event_t                       ngx_http_tronch_flush_timer;
-static ngx_connection_t                  ngx_http_tronch_flush_dummy;
-static ngx_http_tronch_usage_t          *ngx_http_tronch_flush_buf;
-static ngx_http_tronch_flush_cmd_t      *ngx_http_tronch_flush_cmd;
-
-
-static void
-ngx_http_tronch_flush_cmd_reset(ngx_http_tronch_flush_cmd_t *cmd)
+/* Under the mutex. A key's first count since its last flush queues it at the dirty tail, so
+ * the flush takes keys in the order they started waiting, however many are busy. */
+void
+ngx_http_tronch_usage_add(ngx_http_tronch_state_sh_t *ssh, ngx_http_tronch_state_t *n,
+    uint32_t requests, uint32_t errors, int64_t now_us)
 {
-    const char  *pending = tronch_bridge_usage_pending_key();
+    if (n->requests == 0 && n->errors == 0) {
+        ngx_queue_insert_tail(&ssh->dirty, &n->dirty);
+    }
 
-    cmd->add[0] = "EVAL";
-    cmd->add_len[0] = 4;
-    cmd->add[1] = tronch_bridge_usage_add_script(&cmd->add_len[1]);
-    cmd->add[2] = "1";          /* one key: */
-    cmd->add_len[2] = 1;
-    cmd->add[3] = pending;
-    cmd->add_len[3] = ngx_strlen(pending);
-    cmd->add_argc = 4;
+    n->requests += requests;
+    n->errors += errors;
 
-    cmd->seen[0] = "HSET";
-    cmd->seen_len[0] = 4;
-    cmd->seen[1] = pending;
-    cmd->seen_len[1] = cmd->add_len[3];
-    cmd->seen_argc = 2;
-
-    cmd->requests = 0;
-    cmd->free = cmd->text;
+    if (requests) {
+        n->last_used = now_us / 1000000;
+    }
 }
 
 
-/* Appends (field, value) to the add command, or (last_used) to the HSET. */
-static ngx_int_t
-ngx_http_tronch_flush_cmd_field(ngx_http_tronch_flush_cmd_t *cmd, const char *id, int64_t bucket,
-    char counter, int64_t value)
+void
+ngx_http_tronch_usage_count(ngx_http_tronch_main_conf_t *mcf, const tronch_record_t *rec,
+    ngx_uint_t refused)
 {
-    const char  **argv;
-    size_t       *argvlen;
-    int          *argc;
-    size_t        len;
-    u_char       *p;
+    ngx_http_tronch_state_sh_t  *ssh;
+    ngx_slab_pool_t             *shpool;
+    ngx_http_tronch_state_t     *n;
+    ngx_http_tronch_name_t       name;
+    int64_t                      now;
 
-    len = tronch_bridge_usage_field(id, bucket, counter, (char *) cmd->free,
-                                    NGX_HTTP_TRONCH_FIELD_MAX);
-    if (len == 0) {
-        return NGX_ERROR;
+    ngx_http_tronch_key_name(rec, &name);
+    ssh = ngx_http_tronch_state_sh(mcf->shm_zone, &shpool);
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    now = ngx_http_tronch_now_us();
+    n = ngx_http_tronch_state_get(mcf, ssh, shpool, &name, now);
+
+    if (n) {   /* else no room at all: not counted */
+        ngx_http_tronch_usage_add(ssh, n, 1, refused ? 1 : 0, now);
     }
 
-    if (counter == 'l') {
-        argv = cmd->seen;
-        argvlen = cmd->seen_len;
-        argc = &cmd->seen_argc;
+    ngx_shmtx_unlock(&shpool->mutex);
+}
 
-    } else {
-        argv = cmd->add;
-        argvlen = cmd->add_len;
-        argc = &cmd->add_argc;
+
+/* An upstream 5xx on an authenticated request is an error of its key. */
+static ngx_int_t
+ngx_http_tronch_usage_log_handler(ngx_http_request_t *r)
+{
+    ngx_http_tronch_main_conf_t  *mcf;
+    ngx_http_tronch_ctx_t        *ctx;
+    ngx_http_tronch_state_sh_t   *ssh;
+    ngx_slab_pool_t              *shpool;
+    ngx_http_tronch_state_t      *n;
+    ngx_http_tronch_name_t        name;
+
+    if (r != r->main || r->headers_out.status < 500) {
+        return NGX_OK;
     }
 
-    argv[*argc] = (const char *) cmd->free;
-    argvlen[(*argc)++] = len;
-    cmd->free += len;
+    ctx = ngx_http_tronch_get_ctx(r);
 
-    p = ngx_sprintf(cmd->free, "%L", value);
-    argv[*argc] = (const char *) cmd->free;
-    argvlen[(*argc)++] = p - cmd->free;
-    cmd->free = p;
+    if (ctx == NULL || ctx->state != NGX_HTTP_TRONCH_PASSED || ctx->result != TRONCH_RESULT_OK
+        || !ctx->limit_checked || ctx->answer.record.id[0] == '\0')
+    {
+        return NGX_OK;
+    }
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_tronch_module);
+    ssh = ngx_http_tronch_state_sh(mcf->shm_zone, &shpool);
+    ngx_http_tronch_key_name(&ctx->answer.record, &name);
+
+    ngx_shmtx_lock(&shpool->mutex);
+    n = ngx_http_tronch_state_find(ssh, &name);
+    if (n) {
+        ngx_http_tronch_usage_add(ssh, n, 0, 1, 0);
+    }
+    ngx_shmtx_unlock(&shpool->mutex);
 
     return NGX_OK;
 }
 
 
-/* Sends what the chunk holds; returns the number of commands not sent. The counts of an add
- * command that could not be sent are lost (they left shm): counted in usage_lost. */
-static ngx_uint_t
-ngx_http_tronch_flush_cmd_send(ngx_http_tronch_flush_cmd_t *cmd)
+ngx_uint_t
+ngx_http_tronch_usage_collect(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_usage_t *buf,
+    ngx_uint_t max)
 {
-    ngx_uint_t  failed = 0;
+    ngx_http_tronch_state_sh_t  *ssh;
+    ngx_slab_pool_t             *shpool;
+    ngx_queue_t                 *q;
+    ngx_http_tronch_state_t     *n;
+    ngx_http_tronch_usage_t     *u;
+    ngx_uint_t                   count;
+    ngx_atomic_uint_t            pid;
 
-    if (cmd->add_argc > 4
-        && ngx_http_tronch_redis_usage(cmd->add_argc, cmd->add, cmd->add_len, cmd->requests)
-           != NGX_OK)
-    {
-        failed++;
-        (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(ngx_http_tronch_flush_mcf->shm_zone)->usage_lost,
-                                    cmd->requests);
+    ssh = ngx_http_tronch_state_sh(mcf->shm_zone, &shpool);
+    pid = (ngx_atomic_uint_t) ngx_pid;
+    count = 0;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    if (ssh->flush_owner != pid) {
+        if (ssh->flush_owner != 0
+            && ngx_current_msec - ssh->flush_seen < NGX_HTTP_TRONCH_FLUSH_TAKEOVER)
+        {
+            ngx_shmtx_unlock(&shpool->mutex);
+            return 0;   /* another worker flushes */
+        }
+        ssh->flush_owner = pid;
     }
 
-    if (cmd->seen_argc > 2) {
-        failed += (ngx_http_tronch_redis_usage(cmd->seen_argc, cmd->seen, cmd->seen_len, 0)
-                   != NGX_OK);
+    ssh->flush_seen = ngx_current_msec;
+
+    while (!ngx_queue_empty(&ssh->dirty) && count < max) {
+        q = ngx_queue_head(&ssh->dirty);
+        n = ngx_queue_data(q, ngx_http_tronch_state_t, dirty);
+        ngx_queue_remove(q);
+
+        if (n->data[0] == NGX_HTTP_TRONCH_KIND_KEY) {
+            u = &buf[count++];
+            ngx_memcpy(u->id, n->data + 1, n->len - 1);
+            u->id[n->len - 1] = '\0';
+            u->requests = n->requests;
+            u->errors = n->errors;
+            u->last_used = n->last_used;
+        }
+
+        n->requests = 0;
+        n->errors = 0;
     }
 
-    return failed;
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return count;
 }
 
 
-static void
-ngx_http_tronch_flush_handler(ngx_event_t *ev)
+ngx_int_t
+ngx_http_tronch_usage_init(ngx_conf_t *cf)
 {
-    ngx_http_tronch_main_conf_t  *mcf = ngx_http_tronch_flush_mcf;
-    ngx_http_tronch_flush_cmd_t  *cmd = ngx_http_tronch_flush_cmd;
-    ngx_http_tronch_usage_t      *u;
-    ngx_uint_t                    i, count, failed;
-    int64_t                       bucket;
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
 
-    if (mcf == NULL || ngx_exiting || ngx_quit || ngx_terminate) {
-        return;
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
     }
 
-    /* with Redis down the counts stay in shm until it is back */
-    if (ngx_http_tronch_redis_ready()) {
-        count = ngx_http_tronch_limit_usage_collect(mcf, ngx_http_tronch_flush_buf,
-                                                    NGX_HTTP_TRONCH_FLUSH_MAX);
-        bucket = (int64_t) ngx_time();
-        bucket -= bucket % TRONCH_USAGE_BUCKET_SECONDS;
-        failed = 0;
+    *h = ngx_http_tronch_usage_log_handler;
 
-        for (i = 0; i < count; i++) {
-            if (i % NGX_HTTP_TRONCH_FLUSH_CHUNK == 0) {
-                if (i) {
-                    failed += ngx_http_tronch_flush_cmd_send(cmd);
-                }
-                ngx_http_tronch_flush_cmd_reset(cmd);
-            }
-
-            u = &ngx_http_tronch_flush_buf[i];
-
-            if (u->requests) {
-                if (ngx_http_tronch_flush_cmd_field(cmd, u->id, bucket, 'r', u->requests) == NGX_OK) {
-                    cmd->requests += u->requests;
-                } else {
-                    failed++;
-                }
-            }
-
-            if (u->errors) {
-                failed += (ngx_http_tronch_flush_cmd_field(cmd, u->id, bucket, 'e', u->errors)
-                           != NGX_OK);
-            }
-
-            failed += (ngx_http_tronch_flush_cmd_field(cmd, u->id, 0, 'l', u->last_used) != NGX_OK);
-        }
-
-        if (count) {
-            failed += ngx_http_tronch_flush_cmd_send(cmd);
-            (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(mcf->shm_zone)->usage_flushes, 1);
-        }
-
-        if (failed) {
-            (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(mcf->shm_zone)->usage_flush_errors,
-                                        failed);
-        }
-    }
-
-    ngx_add_timer(ev, NGX_HTTP_TRONCH_FLUSH_EVERY);
-}
-
-
-void
-ngx_http_tronch_usage_init_process(ngx_cycle_t *cycle, ngx_http_tronch_main_conf_t *mcf)
-{
-    ngx_http_tronch_flush_buf = ngx_alloc(NGX_HTTP_TRONCH_FLUSH_MAX * sizeof(ngx_http_tronch_usage_t),
-                                          cycle->log);
-    ngx_http_tronch_flush_cmd = ngx_alloc(sizeof(ngx_http_tronch_flush_cmd_t), cycle->log);
-
-    if (ngx_http_tronch_flush_buf == NULL || ngx_http_tronch_flush_cmd == NULL) {
-        return;
-    }
-
-    ngx_http_tronch_flush_mcf = mcf;
-
-    ngx_memzero(&ngx_http_tronch_flush_dummy, sizeof(ngx_connection_t));
-    ngx_memzero(&ngx_http_tronch_flush_timer, sizeof(ngx_event_t));
-    ngx_http_tronch_flush_dummy.fd = (ngx_socket_t) -1;
-    ngx_http_tronch_flush_dummy.log = cycle->log;
-    ngx_http_tronch_flush_timer.data = &ngx_http_tronch_flush_dummy;
-    ngx_http_tronch_flush_timer.handler = ngx_http_tronch_flush_handler;
-    ngx_http_tronch_flush_timer.log = cycle->log;
-    ngx_http_tronch_flush_timer.cancelable = 1;
-
-    ngx_add_timer(&ngx_http_tronch_flush_timer, NGX_HTTP_TRONCH_FLUSH_EVERY);
-}
-
-
-void
-ngx_http_tronch_usage_exit_process(ngx_cycle_t *cycle)
-{
-    (void) cycle;
-
-    if (ngx_http_tronch_flush_timer.timer_set) {
-        ngx_del_timer(&ngx_http_tronch_flush_timer);
-    }
-
-    if (ngx_http_tronch_flush_buf) {
-        ngx_free(ngx_http_tronch_flush_buf);
-        ngx_http_tronch_flush_buf = NULL;
-    }
-
-    if (ngx_http_tronch_flush_cmd) {
-        ngx_free(ngx_http_tronch_flush_cmd);
-        ngx_http_tronch_flush_cmd = NULL;
-    }
-
-    ngx_http_tronch_flush_mcf = NULL;
+    return NGX_OK;
 }

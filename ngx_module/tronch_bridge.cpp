@@ -20,15 +20,44 @@
 #include "tronch/record_signing.hpp"
 #include "tronch/redis_keys.hpp"
 
+// Every constant tronch_bridge.h shares with the core, checked here (the C side cannot see C++).
+namespace {
+template <typename E>
+constexpr int as_int(E e) { return static_cast<int>(e); }
+}  // namespace
+
 static_assert(sizeof(tronch_cidr_t) == sizeof(tronch::Cidr), "tronch_cidr_t mirrors tronch::Cidr");
+static_assert(TRONCH_DIGEST_LEN == tronch::kSha256Bytes);
 static_assert(TRONCH_KEY_LEN == tronch::kKeyLength);
 static_assert(TRONCH_HEX_LEN == tronch::kSha256HexLength);
 static_assert(TRONCH_MAX_CIDRS == tronch::kMaxCidrs);
 static_assert(TRONCH_PREFIX_MAX > tronch::kDisplayPrefixLength);
-static_assert(TRONCH_RESULT_COUNT == static_cast<int>(tronch::AuthResult::count_));
-static_assert(TRONCH_STATUS_REVOKED == static_cast<int>(tronch::KeyStatus::revoked));
+static_assert(TRONCH_REDIS_KEY_MAX > tronch::redis_keys::kKeyRecordPrefix.size() + TRONCH_HEX_LEN + 1);
+static_assert(TRONCH_ENV_LIVE == as_int(tronch::Environment::live));
+static_assert(TRONCH_ENV_TEST == as_int(tronch::Environment::test));
+static_assert(TRONCH_STATUS_ACTIVE == as_int(tronch::KeyStatus::active));
+static_assert(TRONCH_STATUS_ROTATING == as_int(tronch::KeyStatus::rotating));
+static_assert(TRONCH_STATUS_REVOKED == as_int(tronch::KeyStatus::revoked));
+static_assert(TRONCH_STATUS_EXPIRED == as_int(tronch::KeyStatus::expired));
+static_assert(TRONCH_RESULT_OK == as_int(tronch::AuthResult::ok));
+static_assert(TRONCH_RESULT_MISSING_KEY == as_int(tronch::AuthResult::missing_key));
+static_assert(TRONCH_RESULT_MALFORMED_KEY == as_int(tronch::AuthResult::malformed_key));
+static_assert(TRONCH_RESULT_UNKNOWN_KEY == as_int(tronch::AuthResult::unknown_key));
+static_assert(TRONCH_RESULT_REVOKED_KEY == as_int(tronch::AuthResult::revoked_key));
+static_assert(TRONCH_RESULT_EXPIRED_KEY == as_int(tronch::AuthResult::expired_key));
+static_assert(TRONCH_RESULT_WRONG_ENVIRONMENT == as_int(tronch::AuthResult::wrong_environment));
+static_assert(TRONCH_RESULT_ADDRESS_NOT_ALLOWED == as_int(tronch::AuthResult::address_not_allowed));
+static_assert(TRONCH_RESULT_HTTPS_REQUIRED == as_int(tronch::AuthResult::https_required));
+static_assert(TRONCH_RESULT_AUTH_UNAVAILABLE == as_int(tronch::AuthResult::auth_unavailable));
+static_assert(TRONCH_RESULT_RATE_LIMITED == as_int(tronch::AuthResult::rate_limited));
+static_assert(TRONCH_RESULT_AMBIGUOUS_CREDENTIALS == as_int(tronch::AuthResult::ambiguous_credentials));
+static_assert(TRONCH_RESULT_COUNT == as_int(tronch::AuthResult::count_));
+static_assert(TRONCH_EVENT_KEY_CHANGED == as_int(tronch::redis_keys::EventType::key_changed));
+static_assert(TRONCH_EVENT_MIRROR_REBUILT == as_int(tronch::redis_keys::EventType::mirror_rebuilt));
+static_assert(TRONCH_USAGE_REQUESTS == static_cast<char>(tronch::redis_keys::UsageCounter::requests));
+static_assert(TRONCH_USAGE_ERRORS == static_cast<char>(tronch::redis_keys::UsageCounter::errors));
+static_assert(TRONCH_USAGE_LAST_USED == static_cast<char>(tronch::redis_keys::UsageCounter::last_used));
 static_assert(TRONCH_USAGE_BUCKET_SECONDS == tronch::redis_keys::kUsageBucketSeconds);
-static_assert(TRONCH_ENV_TEST == static_cast<int>(tronch::Environment::test));
 
 namespace {
 
@@ -46,6 +75,14 @@ int hex_value(char c) noexcept {
 
 bool valid_result(int result) noexcept { return result >= 0 && result < TRONCH_RESULT_COUNT; }
 
+// A Redis name into out, NUL terminated, its length into len.
+int copy_name(const std::string& name, char* out, std::size_t out_len, std::size_t* len) noexcept {
+    if (name.size() + 1 > out_len) return TRONCH_ESPACE;
+    std::memcpy(out, name.c_str(), name.size() + 1);
+    *len = name.size();
+    return TRONCH_OK;
+}
+
 // The record keys this process verifies against (tronch_bridge_record_keys_use); never freed at exit.
 tronch::signing::Verifier* g_verifier = nullptr;
 
@@ -56,12 +93,12 @@ int decode_plain(std::string_view json, tronch_record_t* out, char* err, std::si
         tronch::DecodeResult result = tronch::decode_key_record(json, record);
         if (!result.ok) {
             if (err && err_len) copy_text(result.error, err, err_len);
-            return -1;
+            return TRONCH_EINVAL;
         }
         if (record.id.size() >= TRONCH_ID_MAX || record.prefix.size() >= TRONCH_PREFIX_MAX ||
             record.allowed_cidrs.size() > TRONCH_MAX_CIDRS) {
             if (err && err_len) copy_text("record field too long for the gateway", err, err_len);
-            return -1;
+            return TRONCH_EINVAL;
         }
         copy_text(record.id, out->id, sizeof(out->id));
         copy_text(record.prefix, out->prefix, sizeof(out->prefix));
@@ -84,10 +121,10 @@ int decode_plain(std::string_view json, tronch_record_t* out, char* err, std::si
             out->cidrs[i].prefix_length = c.prefix_length;
             std::memcpy(out->cidrs[i].address, c.address, sizeof(c.address));
         }
-        return 0;
+        return TRONCH_OK;
     } catch (...) {
         if (err && err_len) copy_text("internal error decoding the record", err, err_len);
-        return -1;
+        return TRONCH_EINTERNAL;
     }
 }
 
@@ -99,14 +136,14 @@ int tronch_bridge_parse_key(const char* key, std::size_t len, int* env, uint8_t 
     try {
         std::string_view text(key, len);
         tronch::ParsedKey parsed = tronch::parse_key(text);
-        if (!parsed.ok()) return -1;
+        if (!parsed.ok()) return TRONCH_EINVAL;
         tronch::Sha256Digest d;
-        if (!tronch::sha256(text, d)) return -2;
+        if (!tronch::sha256(text, d)) return TRONCH_EINTERNAL;
         std::memcpy(digest, d.data(), d.size());
         *env = static_cast<int>(parsed.environment);
-        return 0;
+        return TRONCH_OK;
     } catch (...) {
-        return -2;
+        return TRONCH_EINTERNAL;
     }
 }
 
@@ -122,7 +159,7 @@ int tronch_bridge_decode_record(const char* json, std::size_t len, tronch_record
         auto reject = [&](int reason) {
             std::memset(out, 0, sizeof(*out));
             out->rejected = static_cast<uint8_t>(reason);
-            return 0;
+            return TRONCH_OK;
         };
         sg::Envelope envelope;
         std::string error;
@@ -134,7 +171,7 @@ int tronch_bridge_decode_record(const char* json, std::size_t len, tronch_record
             }
             if (verify) return reject(TRONCH_REJECT_MALFORMED);
             if (err && err_len) copy_text(error, err, err_len);
-            return -1;
+            return TRONCH_EINVAL;
         }
         if (verify) {
             sg::Verdict verdict = g_verifier->verify(envelope);
@@ -142,7 +179,7 @@ int tronch_bridge_decode_record(const char* json, std::size_t len, tronch_record
             if (verdict != sg::Verdict::ok) return reject(TRONCH_REJECT_BAD_SIGNATURE);
         }
         if (decode_plain(envelope.record, out, err, err_len) != 0) {
-            return verify ? reject(TRONCH_REJECT_MALFORMED) : -1;
+            return verify ? reject(TRONCH_REJECT_MALFORMED) : TRONCH_EINVAL;
         }
         out->signature_ok = verify ? 1 : 0;
         out->version = envelope.version;
@@ -150,28 +187,30 @@ int tronch_bridge_decode_record(const char* json, std::size_t len, tronch_record
         for (std::size_t i = 0; i < TRONCH_DIGEST_LEN; ++i)
             out->signed_digest[i] = static_cast<uint8_t>(hex_value(envelope.key_hash[2 * i]) << 4 |
                                                          hex_value(envelope.key_hash[2 * i + 1]));
-        return 0;
+        return TRONCH_OK;
     } catch (...) {
         if (err && err_len) copy_text("internal error decoding the record", err, err_len);
-        return -1;
+        return TRONCH_EINTERNAL;
     }
 }
 
-void* tronch_bridge_record_key_load(const char* pem, std::size_t len, char* kid, std::size_t kid_len, char* err,
-                                    std::size_t err_len) noexcept {
+int tronch_bridge_record_key_load(const char* pem, std::size_t len, void** out, char* kid, std::size_t kid_len,
+                                  char* err, std::size_t err_len) noexcept {
+    *out = nullptr;
     try {
         std::string error;
         tronch::signing::Pkey key = tronch::signing::load_public_key(std::string_view(pem, len), error);
         std::string id = key ? tronch::signing::key_id(key.get()) : std::string();
         if (!key || id.empty() || kid_len <= id.size()) {
             if (err && err_len) copy_text(key ? "cannot derive the key id" : error, err, err_len);
-            return nullptr;
+            return TRONCH_EINVAL;
         }
         copy_text(id, kid, kid_len);
-        return key.release();
+        *out = key.release();
+        return TRONCH_OK;
     } catch (...) {
         if (err && err_len) copy_text("internal error loading the key", err, err_len);
-        return nullptr;
+        return TRONCH_EINTERNAL;
     }
 }
 
@@ -182,16 +221,16 @@ int tronch_bridge_record_keys_use(void* const* keys, std::size_t n) noexcept {
         auto next = std::make_unique<tronch::signing::Verifier>();
         for (std::size_t i = 0; i < n; ++i) {
             auto* key = static_cast<EVP_PKEY*>(keys[i]);
-            if (EVP_PKEY_up_ref(key) != 1) return -1;
+            if (EVP_PKEY_up_ref(key) != 1) return TRONCH_EINTERNAL;
             tronch::signing::Pkey owned(key);
             std::string kid = tronch::signing::key_id(key);
             next->add(std::move(owned), std::move(kid));
         }
         delete g_verifier;
         g_verifier = next.release();
-        return 0;
+        return TRONCH_OK;
     } catch (...) {
-        return -1;
+        return TRONCH_EINTERNAL;
     }
 }
 
@@ -225,22 +264,22 @@ int tronch_bridge_parse_event(const char* json, std::size_t len, int* type,
                               uint8_t digest[TRONCH_DIGEST_LEN]) noexcept {
     try {
         tronch::redis_keys::Event event;
-        if (!tronch::redis_keys::parse_event(std::string_view(json, len), event)) return -1;
+        if (!tronch::redis_keys::parse_event(std::string_view(json, len), event)) return TRONCH_EINVAL;
         if (event.type == tronch::redis_keys::EventType::mirror_rebuilt) {
             *type = TRONCH_EVENT_MIRROR_REBUILT;
-            return 0;
+            return TRONCH_OK;
         }
-        if (event.key_hash.size() != TRONCH_HEX_LEN) return -1;
+        if (event.key_hash.size() != TRONCH_HEX_LEN) return TRONCH_EINVAL;
         for (std::size_t i = 0; i < TRONCH_DIGEST_LEN; ++i) {
             int hi = hex_value(event.key_hash[2 * i]);
             int lo = hex_value(event.key_hash[2 * i + 1]);
-            if (hi < 0 || lo < 0) return -1;
+            if (hi < 0 || lo < 0) return TRONCH_EINVAL;
             digest[i] = static_cast<uint8_t>(hi << 4 | lo);
         }
         *type = TRONCH_EVENT_KEY_CHANGED;
-        return 0;
+        return TRONCH_OK;
     } catch (...) {
-        return -1;
+        return TRONCH_EINVAL;
     }
 }
 
@@ -256,17 +295,14 @@ int tronch_bridge_cidr_match(const tronch_cidr_t* cidr, int family, const uint8_
     }
 }
 
-std::size_t tronch_bridge_redis_key(const uint8_t digest[TRONCH_DIGEST_LEN], char* out, std::size_t out_len) noexcept {
+int tronch_bridge_redis_key(const uint8_t digest[TRONCH_DIGEST_LEN], char* out, std::size_t out_len,
+                            std::size_t* len) noexcept {
     try {
         char hex[TRONCH_HEX_LEN];
         tronch::hex_encode(digest, TRONCH_DIGEST_LEN, hex);
-        std::string name = tronch::redis_keys::key_record(std::string_view(hex, TRONCH_HEX_LEN));
-        if (name.size() + 1 > out_len) return 0;
-        std::memcpy(out, name.data(), name.size());
-        out[name.size()] = '\0';
-        return name.size();
+        return copy_name(tronch::redis_keys::key_record(std::string_view(hex, TRONCH_HEX_LEN)), out, out_len, len);
     } catch (...) {
-        return 0;
+        return TRONCH_EINTERNAL;
     }
 }
 
@@ -292,9 +328,9 @@ int tronch_bridge_result_status(int result) noexcept {
     return tronch::describe(static_cast<tronch::AuthResult>(result)).http_status;
 }
 
-std::size_t tronch_bridge_problem_body(int result, char* out, std::size_t out_len) noexcept {
+int tronch_bridge_problem_body(int result, char* out, std::size_t out_len, std::size_t* len) noexcept {
     try {
-        if (!valid_result(result)) return 0;
+        if (!valid_result(result)) return TRONCH_EINVAL;
         const tronch::AuthResultInfo& info = tronch::describe(static_cast<tronch::AuthResult>(result));
         nlohmann::json body = {
             {"type", "https://tronch.dev/problems/" + std::string(info.code)},
@@ -304,11 +340,12 @@ std::size_t tronch_bridge_problem_body(int result, char* out, std::size_t out_le
             {"code", std::string(info.code)},
         };
         std::string text = body.dump() + "\n";
-        if (text.size() > out_len) return 0;
+        if (text.size() > out_len) return TRONCH_ESPACE;
         std::memcpy(out, text.data(), text.size());
-        return text.size();
+        *len = text.size();
+        return TRONCH_OK;
     } catch (...) {
-        return 0;
+        return TRONCH_EINTERNAL;
     }
 }
 
@@ -343,15 +380,15 @@ int tronch_bridge_parse_limit(const char* text, std::size_t len, tronch_limit_t*
         std::string message;
         if (!tronch::parse_limit_spec(std::string_view(text, len), g, message)) {
             if (err_len) copy_text(message, err, err_len);
-            return -1;
+            return TRONCH_EINVAL;
         }
         out->rate = g.rate;
         out->period_us = g.period_us;
         out->burst = g.burst;
-        return 0;
+        return TRONCH_OK;
     } catch (...) {
         if (err_len) copy_text("out of memory", err, err_len);
-        return -1;
+        return TRONCH_EINVAL;
     }
 }
 
@@ -360,11 +397,11 @@ int tronch_bridge_record_limit(int64_t rate, int64_t period_s, int64_t burst, tr
     g.rate = rate;
     g.burst = burst;
     if (period_s < 1 || __builtin_mul_overflow(period_s, int64_t{1'000'000}, &g.period_us) || !g.valid())
-        return -1;
+        return TRONCH_EINVAL;
     out->rate = g.rate;
     out->period_us = g.period_us;
     out->burst = g.burst;
-    return 0;
+    return TRONCH_OK;
 }
 
 void tronch_bridge_gcra(int64_t stored_tat_us, int64_t now_us, const tronch_limit_t* limit, int64_t cost,
@@ -407,27 +444,27 @@ const char* tronch_bridge_usage_pending_key() noexcept {
     return name.c_str();
 }
 
-std::size_t tronch_bridge_usage_field(const char* id, int64_t bucket_start, char counter, char* out,
-                                      std::size_t out_len) noexcept {
+int tronch_bridge_usage_field(const char* id, int64_t bucket_start, char counter, char* out, std::size_t out_len,
+                              std::size_t* len) noexcept {
     try {
+        if (counter != TRONCH_USAGE_REQUESTS && counter != TRONCH_USAGE_ERRORS && counter != TRONCH_USAGE_LAST_USED)
+            return TRONCH_EINVAL;
         std::string f = tronch::redis_keys::usage_field(id, bucket_start,
                                                         static_cast<tronch::redis_keys::UsageCounter>(counter));
-        if (f.size() > out_len) return 0;
+        if (f.size() > out_len) return TRONCH_ESPACE;
         std::memcpy(out, f.data(), f.size());
-        return f.size();
+        *len = f.size();
+        return TRONCH_OK;
     } catch (...) {
-        return 0;
+        return TRONCH_EINTERNAL;
     }
 }
 
-std::size_t tronch_bridge_rate_limit_key(const char* id, char* out, std::size_t out_len) noexcept {
+int tronch_bridge_rate_limit_key(const char* id, char* out, std::size_t out_len, std::size_t* len) noexcept {
     try {
-        std::string name = tronch::redis_keys::rate_limit_key(id);
-        if (name.size() + 1 > out_len) return 0;
-        std::memcpy(out, name.c_str(), name.size() + 1);
-        return name.size();
+        return copy_name(tronch::redis_keys::rate_limit_key(id), out, out_len, len);
     } catch (...) {
-        return 0;
+        return TRONCH_EINTERNAL;
     }
 }
 
@@ -442,10 +479,10 @@ int tronch_bridge_gcra_script_sha1(char out[41]) noexcept {
     unsigned int length = 0;
     if (EVP_Digest(tronch::kGcraLuaScript.data(), tronch::kGcraLuaScript.size(), md, &length, EVP_sha1(),
                    nullptr) != 1 || length != 20)
-        return -1;
+        return TRONCH_EINTERNAL;
     tronch::hex_encode(md, length, out);
     out[40] = '\0';
-    return 0;
+    return TRONCH_OK;
 }
 
 const char* tronch_bridge_gcra_script(std::size_t* len) noexcept {
@@ -464,8 +501,11 @@ int tronch_bridge_has_key_marker(const char* text, std::size_t len) noexcept {
 
 std::size_t tronch_bridge_mask_bound(std::size_t len) noexcept { return tronch::masked_size_bound(len); }
 
-std::size_t tronch_bridge_mask_keys(const char* text, std::size_t len, char* out, std::size_t out_len) noexcept {
-    return tronch::mask_keys(std::string_view(text, len), out, out_len);
+int tronch_bridge_mask_keys(const char* text, std::size_t len, char* out, std::size_t out_len,
+                            std::size_t* out_written) noexcept {
+    if (out_len < tronch::masked_size_bound(len)) return TRONCH_ESPACE;
+    *out_written = tronch::mask_keys(std::string_view(text, len), out, out_len);
+    return TRONCH_OK;
 }
 
 }  // extern "C"

@@ -4,6 +4,18 @@
  * Plain C types only; every function is noexcept on the C++ side and catches everything,
  * so no exception ever crosses into nginx. Nothing here allocates on the caller's behalf:
  * results go into caller buffers or plain structs that may live in shared memory as they are.
+ *
+ * One return convention:
+ *   - a function that can fail returns int: TRONCH_OK (0), or a negative TRONCH_E* code:
+ *     TRONCH_EINVAL (the input is not valid), TRONCH_EINTERNAL (memory, crypto),
+ *     TRONCH_ESPACE (an output buffer is too small). Its results go into out-parameters, a
+ *     text's length into a size_t *len; they are set only on TRONCH_OK.
+ *   - a function that cannot fail returns its value: void, a size, a verdict
+ *     (tronch_bridge_record_check's TRONCH_REJECT_*, tronch_bridge_result_status), a yes/no
+ *     answer as 1 or 0 (tronch_bridge_cidr_match, tronch_bridge_has_key_marker), or a string in
+ *     static storage.
+ * Every constant below that the core also defines is checked against it by static_assert in
+ * tronch_bridge.cpp.
  */
 #ifndef TRONCH_BRIDGE_H
 #define TRONCH_BRIDGE_H
@@ -25,6 +37,12 @@ extern "C" {
 #define TRONCH_PREFIX_MAX      32   /* display prefix: 23 characters */
 #define TRONCH_MAX_CIDRS       16
 #define TRONCH_REDIS_KEY_MAX   96
+
+/* Return codes (see above). */
+#define TRONCH_OK          0
+#define TRONCH_EINVAL     -1
+#define TRONCH_EINTERNAL  -2
+#define TRONCH_ESPACE     -3
 
 /* Key environments (the key prefix and the record). */
 #define TRONCH_ENV_LIVE  0
@@ -98,8 +116,8 @@ typedef struct {
 #define TRONCH_EVENT_MIRROR_REBUILT  1
 
 /*
- * Format and checksum check (no I/O), then SHA-256 of the whole key.
- * Returns 0 and fills env and digest (32 bytes); -1 for a malformed key; -2 if hashing failed.
+ * Format and checksum check (no I/O), then SHA-256 of the whole key: env and digest (32 bytes).
+ * TRONCH_EINVAL for a malformed key; TRONCH_EINTERNAL if hashing failed.
  * (No hex here: only a cache miss needs the hex name, see tronch_bridge_redis_key.)
  */
 int tronch_bridge_parse_key(const char *key, size_t len, int *env,
@@ -107,8 +125,8 @@ int tronch_bridge_parse_key(const char *key, size_t len, int *env,
 
 /*
  * Decodes what Redis holds for a key: a signed envelope, or (only when no record key is in use in
- * this process) a plain record JSON, strictly. Returns 0 on success, -1 (and a message in err) if
- * not. With record keys in use, a record that fails verification is not an error: 0 is returned
+ * this process) a plain record JSON, strictly. TRONCH_EINVAL (and a message in err) if it does not
+ * decode. With record keys in use, a record that fails verification is not an error: TRONCH_OK
  * with out->rejected set, so that it is refused as unknown rather than treated as Redis failing.
  * The caller still checks signed_digest, version and valid_until (tronch_bridge_record_check).
  */
@@ -116,11 +134,11 @@ int tronch_bridge_decode_record(const char *json, size_t len, tronch_record_t *o
     char *err, size_t err_len) TRONCH_NOEXCEPT;
 
 /*
- * Record keys (tronch_record_key). load: a PEM Ed25519 public key; returns a handle and its key id
- * (NUL terminated, kid_len >= 17), or NULL and a message in err. use: from now on this process
- * verifies records against these keys (n == 0: none, unsigned records are accepted).
+ * Record keys (tronch_record_key). load: a PEM Ed25519 public key; a handle into *key and its key
+ * id (NUL terminated, kid_len >= 17), or TRONCH_EINVAL and a message in err. use: from now on
+ * this process verifies records against these keys (n == 0: none, unsigned records are accepted).
  */
-void *tronch_bridge_record_key_load(const char *pem, size_t len, char *kid, size_t kid_len,
+int tronch_bridge_record_key_load(const char *pem, size_t len, void **key, char *kid, size_t kid_len,
     char *err, size_t err_len) TRONCH_NOEXCEPT;
 void tronch_bridge_record_key_free(void *key) TRONCH_NOEXCEPT;
 int tronch_bridge_record_keys_use(void *const *keys, size_t n) TRONCH_NOEXCEPT;
@@ -135,8 +153,8 @@ int tronch_bridge_record_check(const tronch_record_t *rec, const uint8_t digest[
 const char *tronch_bridge_reject_reason(int reason) TRONCH_NOEXCEPT;
 
 /*
- * Parses an event. Returns 0 and the type (and, for key.changed, the digest of key_hash);
- * -1 if the text is not a valid event.
+ * Parses an event: the type (and, for key.changed, the digest of key_hash);
+ * TRONCH_EINVAL if the text is not a valid event.
  */
 int tronch_bridge_parse_event(const char *json, size_t len, int *type,
     uint8_t digest[TRONCH_DIGEST_LEN]) TRONCH_NOEXCEPT;
@@ -144,10 +162,9 @@ int tronch_bridge_parse_event(const char *json, size_t len, int *type,
 /* family: 4 or 6; address: 4 or 16 bytes, network order. 1 if inside, 0 if not. */
 int tronch_bridge_cidr_match(const tronch_cidr_t *cidr, int family, const uint8_t *address) TRONCH_NOEXCEPT;
 
-/* The Redis name of the key record whose SHA-256 is digest, into out (NUL terminated);
- * returns its length or 0. */
-size_t tronch_bridge_redis_key(const uint8_t digest[TRONCH_DIGEST_LEN], char *out, size_t out_len)
-    TRONCH_NOEXCEPT;
+/* The Redis name of the key record whose SHA-256 is digest, into out (NUL terminated). */
+int tronch_bridge_redis_key(const uint8_t digest[TRONCH_DIGEST_LEN], char *out, size_t out_len,
+    size_t *len) TRONCH_NOEXCEPT;
 
 /* Fixed names (NUL terminated, static storage). */
 const char *tronch_bridge_mirror_epoch_key(void) TRONCH_NOEXCEPT;
@@ -156,8 +173,8 @@ const char *tronch_bridge_events_channel(void) TRONCH_NOEXCEPT;
 /* The refusal table: stable code (static storage, not terminated), HTTP status, body. */
 const char *tronch_bridge_result_code(int result, size_t *len) TRONCH_NOEXCEPT;
 int tronch_bridge_result_status(int result) TRONCH_NOEXCEPT;
-/* The application/problem+json body; returns its length, or 0 if out is too small. */
-size_t tronch_bridge_problem_body(int result, char *out, size_t out_len) TRONCH_NOEXCEPT;
+/* The application/problem+json body (not terminated). */
+int tronch_bridge_problem_body(int result, char *out, size_t out_len, size_t *len) TRONCH_NOEXCEPT;
 
 /* Rate limiting (tronch/gcra.hpp, tronch/rate_limit.hpp). Plain data, fit for shared memory. */
 typedef struct {
@@ -187,10 +204,10 @@ typedef struct {
     char    retry_after[24];                       /* Retry-After (refusals) */
 } tronch_limit_headers_t;
 
-/* "rate=100r/s burst=20": 0 and the limit; -1 and a message in err. */
+/* "rate=100r/s burst=20": the limit; TRONCH_EINVAL and a message in err. */
 int tronch_bridge_parse_limit(const char *text, size_t len, tronch_limit_t *out,
     char *err, size_t err_len) TRONCH_NOEXCEPT;
-/* The record's limit (period in seconds) as a limit; 0, or -1 if it is unusable. */
+/* The record's limit (period in seconds) as a limit; TRONCH_EINVAL if it is unusable. */
 int tronch_bridge_record_limit(int64_t rate, int64_t period_s, int64_t burst, tronch_limit_t *out) TRONCH_NOEXCEPT;
 /* GCRA: stored TAT (0: none), now (us), cost. */
 void tronch_bridge_gcra(int64_t stored_tat_us, int64_t now_us, const tronch_limit_t *limit,
@@ -199,18 +216,21 @@ void tronch_bridge_gcra(int64_t stored_tat_us, int64_t now_us, const tronch_limi
 void tronch_bridge_limit_share(const tronch_limit_t *limit, int64_t nodes, tronch_limit_t *out) TRONCH_NOEXCEPT;
 void tronch_bridge_limit_headers(const tronch_limit_t *limit, const tronch_decision_t *d,
     tronch_limit_headers_t *out) TRONCH_NOEXCEPT;
-/* Usage: the pending hash's name (static, NUL terminated), and a field of it:
- * counter 'r' requests, 'e' errors, 'l' last used (bucket 0). Returns the length or 0. */
-const char *tronch_bridge_usage_pending_key(void) TRONCH_NOEXCEPT;
-size_t tronch_bridge_usage_field(const char *id, int64_t bucket_start, char counter,
-    char *out, size_t out_len) TRONCH_NOEXCEPT;
+/* Usage: the pending hash's name (static, NUL terminated), and a field of it (not terminated):
+ * counter TRONCH_USAGE_REQUESTS, _ERRORS, or _LAST_USED (bucket 0). */
+#define TRONCH_USAGE_REQUESTS        'r'
+#define TRONCH_USAGE_ERRORS          'e'
+#define TRONCH_USAGE_LAST_USED       'l'
 #define TRONCH_USAGE_BUCKET_SECONDS  60
-/* The Redis name of a key's GCRA state (NUL terminated); returns its length or 0. */
-size_t tronch_bridge_rate_limit_key(const char *id, char *out, size_t out_len) TRONCH_NOEXCEPT;
+const char *tronch_bridge_usage_pending_key(void) TRONCH_NOEXCEPT;
+int tronch_bridge_usage_field(const char *id, int64_t bucket_start, char counter,
+    char *out, size_t out_len, size_t *len) TRONCH_NOEXCEPT;
+/* The Redis name of a key's GCRA state (NUL terminated). */
+int tronch_bridge_rate_limit_key(const char *id, char *out, size_t out_len, size_t *len) TRONCH_NOEXCEPT;
 /* The script's arguments for a limit: emission interval (us) and capacity. */
 void tronch_bridge_limit_params(const tronch_limit_t *limit, int64_t *interval_us,
     int64_t *capacity) TRONCH_NOEXCEPT;
-/* SHA-1 of the script in hex (40 characters + NUL), for EVALSHA. 0 on success. */
+/* SHA-1 of the script in hex (40 characters + NUL), for EVALSHA. */
 int tronch_bridge_gcra_script_sha1(char out[41]) TRONCH_NOEXCEPT;
 /* The Redis GCRA Lua script (static storage). */
 const char *tronch_bridge_gcra_script(size_t *len) TRONCH_NOEXCEPT;
@@ -219,11 +239,12 @@ const char *tronch_bridge_usage_add_script(size_t *len) TRONCH_NOEXCEPT;
 
 /* Key-shaped tokens in text bound for logs ($tronch_safe_request, tronch/key_mask.hpp):
  * whether text holds a key marker (plain or percent-encoded); the output size mask_keys needs
- * for len bytes; the copy with every token masked to its prefix ("tronch_sk_live_***"), whose
- * length it returns (0 if out_len is below the bound). */
+ * for len bytes; the copy with every token masked to its prefix ("tronch_sk_live_***") and its
+ * length (TRONCH_ESPACE if out_len is below the bound). */
 int tronch_bridge_has_key_marker(const char *text, size_t len) TRONCH_NOEXCEPT;
 size_t tronch_bridge_mask_bound(size_t len) TRONCH_NOEXCEPT;
-size_t tronch_bridge_mask_keys(const char *text, size_t len, char *out, size_t out_len) TRONCH_NOEXCEPT;
+int tronch_bridge_mask_keys(const char *text, size_t len, char *out, size_t out_len,
+    size_t *out_written) TRONCH_NOEXCEPT;
 
 /* Leased GCRA (tronch/lease.hpp; tronch_bridge_limit.cpp). One node's state for one key, plain
  * data for shared memory (the fields of tronch::LeaseState). */

@@ -167,8 +167,8 @@ void BM_bridge_decode_signed_record(benchmark::State& st) {  // a miss with tron
     const SignedRecord& s = signed_record();
     std::string pem = tronch::signing::public_key_pem(s.key.get());
     char kid[32], err[128];
-    void* key = tronch_bridge_record_key_load(pem.data(), pem.size(), kid, sizeof kid, err, sizeof err);
-    if (key == nullptr || tronch_bridge_record_keys_use(&key, 1) != 0) st.SkipWithError("no record key");
+    void* key = nullptr;
+    if (tronch_bridge_record_key_load(pem.data(), pem.size(), &key, kid, sizeof kid, err, sizeof err) != TRONCH_OK || tronch_bridge_record_keys_use(&key, 1) != 0) st.SkipWithError("no record key");
     tronch_record_t rec;
     for (auto _ : st) {
         benchmark::DoNotOptimize(
@@ -184,7 +184,8 @@ void BM_bridge_redis_key(benchmark::State& st) {
     uint8_t digest[TRONCH_DIGEST_LEN];
     std::memset(digest, 0xab, sizeof digest);
     char out[TRONCH_REDIS_KEY_MAX];
-    for (auto _ : st) benchmark::DoNotOptimize(tronch_bridge_redis_key(digest, out, sizeof out));
+    std::size_t len = 0;
+    for (auto _ : st) benchmark::DoNotOptimize(tronch_bridge_redis_key(digest, out, sizeof out, &len));
 }
 BENCHMARK(BM_bridge_redis_key);
 #endif

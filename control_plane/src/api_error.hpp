@@ -1,42 +1,61 @@
-// The error every layer throws and the API turns into {"error":{"code","message"}}.
+// The error every layer throws and the API turns into {"error":{"code","message"}}. The code
+// is an enum, so nothing ever has to read an exception's text to know what went wrong.
 #pragma once
 
+#include <iterator>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace tronch::cp {
 
-struct ApiError : std::runtime_error {
-    int status;
-    std::string code;
-    ApiError(int http_status, std::string error_code, const std::string& message)
-        : std::runtime_error(message), status(http_status), code(std::move(error_code)) {}
+// Stable error codes; to_string() gives the wire name (also listed in openapi.json).
+enum class ErrorCode {
+    unauthorized,
+    not_found,
+    method_not_allowed,
+    invalid_json,
+    unknown_field,
+    invalid_field,
+    missing_field,
+    unknown_parameter,
+    invalid_parameter,
+    invalid_id,
+    invalid_cursor,
+    invalid_header,
+    body_too_large,
+    unsupported_media_type,
+    key_not_found,
+    key_not_active,
+    precondition_failed,
+    idempotency_key_reused,
+    database_unavailable,
+    internal_error,
+    bad_request,
 };
 
-// Stable error codes (also listed in openapi.json).
-namespace codes {
-inline constexpr const char* unauthorized = "unauthorized";
-inline constexpr const char* not_found = "not_found";
-inline constexpr const char* method_not_allowed = "method_not_allowed";
-inline constexpr const char* invalid_json = "invalid_json";
-inline constexpr const char* unknown_field = "unknown_field";
-inline constexpr const char* invalid_field = "invalid_field";
-inline constexpr const char* missing_field = "missing_field";
-inline constexpr const char* unknown_parameter = "unknown_parameter";
-inline constexpr const char* invalid_parameter = "invalid_parameter";
-inline constexpr const char* invalid_id = "invalid_id";
-inline constexpr const char* invalid_cursor = "invalid_cursor";
-inline constexpr const char* invalid_header = "invalid_header";
-inline constexpr const char* body_too_large = "body_too_large";
-inline constexpr const char* unsupported_media_type = "unsupported_media_type";
-inline constexpr const char* key_not_found = "key_not_found";
-inline constexpr const char* key_not_active = "key_not_active";
-inline constexpr const char* precondition_failed = "precondition_failed";
-inline constexpr const char* idempotency_key_reused = "idempotency_key_reused";
-inline constexpr const char* idempotency_in_progress = "idempotency_in_progress";
-inline constexpr const char* database_unavailable = "database_unavailable";
-inline constexpr const char* internal_error = "internal_error";
-inline constexpr const char* bad_request = "bad_request";
-}  // namespace codes
+constexpr std::string_view to_string(ErrorCode c) noexcept {
+    constexpr std::string_view names[] = {
+        "unauthorized",     "not_found",           "method_not_allowed",     "invalid_json",
+        "unknown_field",    "invalid_field",       "missing_field",          "unknown_parameter",
+        "invalid_parameter", "invalid_id",         "invalid_cursor",         "invalid_header",
+        "body_too_large",   "unsupported_media_type", "key_not_found",       "key_not_active",
+        "precondition_failed", "idempotency_key_reused", "database_unavailable",
+        "internal_error",   "bad_request",
+    };
+    static_assert(std::size(names) == static_cast<std::size_t>(ErrorCode::bad_request) + 1);
+    return names[static_cast<std::size_t>(c)];
+}
+
+struct ApiError : std::runtime_error {
+    int status;
+    ErrorCode code;
+    std::string allow;  // 405 only: the Allow header's value
+    ApiError(int http_status, ErrorCode error_code, const std::string& message, std::string allow_methods = {})
+        : std::runtime_error(message), status(http_status), code(error_code), allow(std::move(allow_methods)) {}
+};
+
+// A client's mistake in what it sent: 400 with `code`.
+[[noreturn]] inline void bad_input(ErrorCode code, const std::string& message) { throw ApiError(400, code, message); }
 
 }  // namespace tronch::cp

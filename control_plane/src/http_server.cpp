@@ -11,7 +11,7 @@
 #include "api.hpp"
 #include "api_error.hpp"
 #include "log.hpp"
-#include "validation.hpp"
+#include "json_body.hpp"
 
 namespace tronch::cp {
 
@@ -67,9 +67,9 @@ private:
             req.method = std::string(h.method_string());
             req.target = std::string(h.target());
             HttpResponse res = ec == http::error::body_limit
-                                   ? api_.protocol_error(req, 413, codes::body_too_large,
+                                   ? api_.protocol_error(req, 413, ErrorCode::body_too_large,
                                                          "the body is larger than " + std::to_string(kMaxBodyBytes) + " bytes")
-                                   : api_.protocol_error(req, 400, codes::bad_request, "malformed HTTP request: " + ec.message());
+                                   : api_.protocol_error(req, 400, ErrorCode::bad_request, "malformed HTTP request: " + ec.message());
             return write(std::move(res), false);
         }
         auto msg = parser_->release();
@@ -83,7 +83,7 @@ private:
         }
         req.body = std::move(msg.body());
         bool keep_alive = msg.keep_alive();
-        if (auto problem = framing_problem(msg)) return write(api_.protocol_error(req, 400, codes::bad_request, problem), false);
+        if (auto problem = framing_problem(msg)) return write(api_.protocol_error(req, 400, ErrorCode::bad_request, problem), false);
         net::post(workers_, [self = shared_from_this(), req = std::move(req), keep_alive]() mutable {
             HttpResponse res = self->api_.handle(req);
             net::post(self->stream_.get_executor(), [self, res = std::move(res), keep_alive]() mutable {

@@ -1,7 +1,9 @@
 #include "key_row.hpp"
 
+#include <stdexcept>
+
 #include "tronch/cidr.hpp"
-#include "validation.hpp"
+#include "times.hpp"
 
 namespace tronch::cp {
 
@@ -21,8 +23,9 @@ KeyRow read_key_row(const PgResult& r, int i) {
     k.id = r.str(i, 0);
     k.key_prefix = r.str(i, 1);
     k.key_hash = r.str(i, 2);
-    k.environment = r.str(i, 3);
-    k.status = r.str(i, 4);
+    // The table's CHECK constraints allow only the names the core parses.
+    if (!parse_environment(r.str(i, 3), k.environment) || !parse_status(r.str(i, 4), k.status))
+        throw std::runtime_error("api_keys row " + k.id + " has an unknown environment or status");
     k.name = r.str(i, 5);
     k.owner = r.str(i, 6);
     k.scopes = nlohmann::json::parse(r.str(i, 7));
@@ -39,6 +42,27 @@ KeyRow read_key_row(const PgResult& r, int i) {
     return k;
 }
 
+LimitParams limit_params(const std::optional<RateLimit>& limit) {
+    if (!limit) return {};
+    return {std::to_string(limit->rate), std::to_string(limit->period_seconds), std::to_string(limit->burst)};
+}
+
+KeyRow insert_key(PgConn& c, const KeyRow& k) {
+    static const std::string sql =
+        std::string(
+            "INSERT INTO api_keys (key_prefix, key_hash, environment, name, owner, scopes, rate_limit, "
+            "rate_period_seconds, rate_burst, allowed_cidrs, metadata, expires_at, rotated_from) "
+            "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10::jsonb, $11::jsonb, "
+            "CASE WHEN $12::bigint IS NULL THEN NULL ELSE ") +
+        ts_param(12) + " END, $13::uuid) RETURNING " + kKeyColumns;
+    LimitParams l = limit_params(k.limit);
+    Param expires = k.expires_us ? Param(std::to_string(*k.expires_us)) : std::nullopt;
+    auto r = c.exec(sql, {k.key_prefix, k.key_hash, std::string(to_string(k.environment)), k.name, k.owner,
+                          k.scopes.dump(), l.rate, l.period_seconds, l.burst, k.allowed_cidrs.dump(), k.metadata.dump(),
+                          expires, k.rotated_from});
+    return read_key_row(r, 0);
+}
+
 // Member by member, not from an initializer list: see encode_key_record (the same cost).
 nlohmann::json key_api_json(const KeyRow& k) {
     using nlohmann::json;
@@ -49,8 +73,8 @@ nlohmann::json key_api_json(const KeyRow& k) {
     m.emplace("name", k.name);
     m.emplace("owner", k.owner);
     m.emplace("prefix", k.key_prefix);
-    m.emplace("environment", k.environment);
-    m.emplace("status", k.status);
+    m.emplace("environment", std::string(to_string(k.environment)));
+    m.emplace("status", std::string(to_string(k.status)));
     m.emplace("scopes", k.scopes);
     m.emplace("allowed_cidrs", k.allowed_cidrs);
     m.emplace("metadata", k.metadata);
@@ -77,8 +101,8 @@ KeyRecord key_record_of(const KeyRow& k) {
     KeyRecord r;
     r.id = k.id;
     r.prefix = k.key_prefix;
-    parse_environment(k.environment, r.environment);
-    parse_status(k.status, r.status);
+    r.environment = k.environment;
+    r.status = k.status;
     r.name = k.name;
     r.owner = k.owner;
     if (k.expires_us) {

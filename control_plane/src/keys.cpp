@@ -1,50 +1,53 @@
 #include "keys.hpp"
 
-#include <chrono>
-#include <set>
+#include <algorithm>
 
 #include <openssl/crypto.h>
 
 #include "api_error.hpp"
+#include "audit_log.hpp"
 #include "cursor.hpp"
+#include "etag.hpp"
 #include "idempotency.hpp"
+#include "key_fields.hpp"
 #include "key_row.hpp"
 #include "log.hpp"
+#include "query.hpp"
+#include "times.hpp"
 #include "tronch/key_format.hpp"
 #include "tronch/key_hash.hpp"
-#include "validation.hpp"
 
 namespace tronch::cp {
 namespace {
 
 constexpr std::int64_t kIdempotencyTtlHours = 24;
 
-std::int64_t now_us() {
-    using namespace std::chrono;
-    return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
-}
-
-Param opt_num(const std::optional<std::int64_t>& v) { return v ? Param(std::to_string(*v)) : std::nullopt; }
-
-std::string insert_sql() {
-    return std::string(
-               "INSERT INTO api_keys (key_prefix, key_hash, environment, name, owner, scopes, rate_limit, "
-               "rate_period_seconds, rate_burst, allowed_cidrs, metadata, expires_at, rotated_from) "
-               "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10::jsonb, $11::jsonb, "
-               "CASE WHEN $12::bigint IS NULL THEN NULL ELSE ") +
-           ts_param(12) + " END, $13::uuid) RETURNING " + kKeyColumns;
-}
-
 KeyRow lock_key(PgConn& c, const std::string& id) {
     auto r = c.exec(std::string("SELECT ") + kKeyColumns + " FROM api_keys WHERE id = $1::uuid FOR UPDATE", {id});
-    if (r.rows() == 0) throw ApiError(404, codes::key_not_found, "no key with id " + id);
+    if (r.rows() == 0) throw ApiError(404, ErrorCode::key_not_found, "no key with id " + id);
     return read_key_row(r, 0);
 }
 
 void check_if_match(const RequestContext& ctx, const KeyRow& k) {
     if (!if_match_allows(ctx.if_match, k.version))
-        throw ApiError(412, codes::precondition_failed,
+        throw ApiError(412, ErrorCode::precondition_failed,
                        "If-Match does not match the key's current ETag " + etag_for(k.version));
+}
+
+// A new key's fields from a create request (what insert_key() takes).
+KeyRow new_key_of(const CreateKeyRequest& req, const std::string& prefix, const std::string& hash) {
+    KeyRow k;
+    k.key_prefix = prefix;
+    k.key_hash = hash;
+    k.environment = req.environment;
+    k.name = req.name;
+    k.owner = req.owner;
+    k.scopes = req.scopes;
+    k.limit = req.limit;
+    k.allowed_cidrs = req.allowed_cidrs;
+    k.metadata = req.metadata;
+    k.expires_us = req.expires_at_us;
+    return k;
 }
 
 // The API view plus the plaintext, shown this once. Takes the view already built for the audit
@@ -62,7 +65,7 @@ std::optional<KeyService::Idem> KeyService::idem_for(const RequestContext& ctx, 
                                                      const nlohmann::json& body) {
     if (!ctx.idempotency_key) return std::nullopt;
     if (!idempotency::valid_key(*ctx.idempotency_key))
-        throw ApiError(400, codes::invalid_header, "Idempotency-Key must be 1..255 printable ASCII characters");
+        throw ApiError(400, ErrorCode::invalid_header, "Idempotency-Key must be 1..255 printable ASCII characters");
     Idem i;
     i.key = *ctx.idempotency_key;
     i.lookup = idempotency::lookup_hash(secret_, i.key);
@@ -82,12 +85,12 @@ std::optional<ServiceResult> KeyService::idem_replay(PgConn& c, const Idem& i) {
         {i.lookup, std::to_string(kIdempotencyTtlHours)});
     if (r.rows() == 0) return std::nullopt;
     if (r.str(0, 0) != i.endpoint || r.str(0, 1) != i.request_hash)
-        throw ApiError(422, codes::idempotency_key_reused,
+        throw ApiError(422, ErrorCode::idempotency_key_reused,
                        "this Idempotency-Key was used with a different request; use a new key");
     std::string aad = i.lookup + "|" + r.str(0, 0);
     auto plain = idempotency::open(secret_, i.key, aad, r.bytea(0, 3));
     if (!plain)
-        throw ApiError(422, codes::idempotency_key_reused, "the stored response for this Idempotency-Key cannot be replayed");
+        throw ApiError(422, ErrorCode::idempotency_key_reused, "the stored response for this Idempotency-Key cannot be replayed");
     ServiceResult out;
     out.status = static_cast<int>(r.i64(0, 2));
     out.replayed = true;
@@ -107,15 +110,6 @@ void KeyService::idem_store(PgConn& c, const Idem& i, const ServiceResult& r) {
         {i.lookup, i.endpoint, i.request_hash, std::to_string(r.status), c.escape_bytea(sealed)});
 }
 
-void KeyService::audit_row(PgConn& c, const RequestContext& ctx, const char* action, const std::string& key_id,
-                           const nlohmann::json& before, const nlohmann::json& after) {
-    c.defer(  // sent with the next statement or the COMMIT
-        "INSERT INTO audit_log (actor, action, key_id, request_id, before, after) "
-        "VALUES ($1, $2, $3::uuid, $4, $5::jsonb, $6::jsonb)",
-        {ctx.actor, std::string(action), key_id, ctx.request_id.empty() ? Param() : Param(ctx.request_id),
-         before.is_null() ? Param() : Param(before.dump()), after.is_null() ? Param() : Param(after.dump())});
-}
-
 // ---- create / read ---------------------------------------------------------------
 
 ServiceResult KeyService::create(const nlohmann::json& body, const RequestContext& ctx) {
@@ -133,17 +127,11 @@ ServiceResult KeyService::create(const nlohmann::json& body, const RequestContex
         if (idem) {
             if (auto replay = idem_replay(c, *idem)) return *replay;
         }
-        std::optional<std::int64_t> rate, period, burst;
-        if (req.limit) rate = req.limit->rate, period = req.limit->period_seconds, burst = req.limit->burst;
-        auto r = c.exec(insert_sql(), {prefix, hash, std::string(to_string(req.environment)), req.name, req.owner,
-                                       nlohmann::json(req.scopes).dump(), opt_num(rate), opt_num(period), opt_num(burst),
-                                       nlohmann::json(req.allowed_cidrs).dump(), req.metadata.dump(),
-                                       opt_num(req.expires_at_us), std::nullopt});
-        KeyRow k = read_key_row(r, 0);
+        KeyRow k = insert_key(c, new_key_of(req, prefix, hash));
         held = mirror_.hold(k.id);
         created = k;
         nlohmann::json view = key_api_json(k);
-        audit_row(c, ctx, "create", k.id, nullptr, view);
+        write_audit_row(c, ctx, "create", k.id, nullptr, view);
         ServiceResult out;
         out.status = 201;
         out.body = with_plaintext(std::move(view), plaintext);
@@ -165,7 +153,7 @@ ServiceResult KeyService::get(const std::string& id) {
     auto r = pg_.with_conn([&](PgConn& c) {
         return c.exec(std::string("SELECT ") + kKeyColumns + " FROM api_keys WHERE id = $1::uuid", {id});
     });
-    if (r.rows() == 0) throw ApiError(404, codes::key_not_found, "no key with id " + id);
+    if (r.rows() == 0) throw ApiError(404, ErrorCode::key_not_found, "no key with id " + id);
     KeyRow k = read_key_row(r, 0);
     ServiceResult out;
     out.body = key_api_json(k);
@@ -180,23 +168,23 @@ ServiceResult KeyService::list(const Query& q) {
     if (auto it = q.find("status"); it != q.end()) {
         KeyStatus s;
         if (!parse_status(it->second, s))
-            throw ApiError(400, codes::invalid_parameter, "'status' must be active, rotating, revoked or expired");
+            throw ApiError(400, ErrorCode::invalid_parameter, "'status' must be active, rotating, revoked or expired");
         status = it->second;
     }
     if (auto it = q.find("environment"); it != q.end()) {
         Environment e;
-        if (!parse_environment(it->second, e)) throw ApiError(400, codes::invalid_parameter, "'environment' must be live or test");
+        if (!parse_environment(it->second, e)) throw ApiError(400, ErrorCode::invalid_parameter, "'environment' must be live or test");
         env = it->second;
     }
     if (auto it = q.find("owner"); it != q.end()) owner = it->second;
     if (auto it = q.find("expiring_within"); it != q.end()) {
         auto d = parse_duration_seconds(it->second);
-        if (!d) throw ApiError(400, codes::invalid_parameter, "'expiring_within' must be a duration such as 3600, 90m, 12h or 7d");
+        if (!d) throw ApiError(400, ErrorCode::invalid_parameter, "'expiring_within' must be a duration such as 3600, 90m, 12h or 7d");
         within = std::to_string(*d);
     }
     if (auto it = q.find("cursor"); it != q.end()) {
         auto c = decode_key_cursor(it->second);
-        if (!c) throw ApiError(400, codes::invalid_cursor, "'cursor' is not a cursor this server issued");
+        if (!c) throw ApiError(400, ErrorCode::invalid_cursor, "'cursor' is not a cursor this server issued");
         cursor_us = std::to_string(c->created_us);
         cursor_id = c->id;
     }
@@ -231,24 +219,24 @@ ServiceResult KeyService::patch(const std::string& id, const nlohmann::json& bod
     ServiceResult res = pg_.transaction([&](PgConn& c) {
         KeyRow k = lock_key(c, id);
         check_if_match(ctx, k);
-        if (k.status != "active" && k.status != "rotating")
-            throw ApiError(409, codes::key_not_active, "key is " + k.status + "; only active or rotating keys can be changed");
+        if (k.status != KeyStatus::active && k.status != KeyStatus::rotating)
+            throw ApiError(409, ErrorCode::key_not_active,
+                           "key is " + std::string(to_string(k.status)) + "; only active or rotating keys can be changed");
         KeyRow n = k;
         if (req.name) n.name = *req.name;
         if (req.scopes) n.scopes = *req.scopes;
         if (req.limit_set) n.limit = req.limit;
         if (req.allowed_cidrs) n.allowed_cidrs = *req.allowed_cidrs;
         if (req.metadata) n.metadata = *req.metadata;
-        std::optional<std::int64_t> rate, period, burst;
-        if (n.limit) rate = n.limit->rate, period = n.limit->period_seconds, burst = n.limit->burst;
+        LimitParams l = limit_params(n.limit);
         auto r = c.exec(std::string("UPDATE api_keys SET name = $2, scopes = $3::jsonb, rate_limit = $4, "
                                     "rate_period_seconds = $5, rate_burst = $6, allowed_cidrs = $7::jsonb, "
                                     "metadata = $8::jsonb, updated_at = now(), version = version + 1 "
                                     "WHERE id = $1::uuid RETURNING ") + kKeyColumns,
-                        {id, n.name, n.scopes.dump(), opt_num(rate), opt_num(period), opt_num(burst),
+                        {id, n.name, n.scopes.dump(), l.rate, l.period_seconds, l.burst,
                          n.allowed_cidrs.dump(), n.metadata.dump()});
         KeyRow after = read_key_row(r, 0);
-        audit_row(c, ctx, "update", id, key_api_json(k), key_api_json(after));
+        write_audit_row(c, ctx, "update", id, key_api_json(k), key_api_json(after));
         ServiceResult out;
         out.body = key_api_json(after);
         out.version = after.version;
@@ -273,17 +261,15 @@ ServiceResult KeyService::rotate(const std::string& id, const nlohmann::json& bo
         }
         KeyRow old = lock_key(c, id);
         check_if_match(ctx, old);
-        if (old.status != "active")
-            throw ApiError(409, codes::key_not_active, "key is " + old.status + "; only an active key can be rotated");
-        Environment env = old.environment == "test" ? Environment::test : Environment::live;
-        std::string plaintext = generate_key(env);
-        std::string hash = key_hash_hex(plaintext);
-        std::optional<std::int64_t> rate, period, burst;
-        if (old.limit) rate = old.limit->rate, period = old.limit->period_seconds, burst = old.limit->burst;
-        auto r = c.exec(insert_sql(), {std::string(display_prefix(plaintext)), hash, old.environment, old.name, old.owner,
-                                       old.scopes.dump(), opt_num(rate), opt_num(period), opt_num(burst),
-                                       old.allowed_cidrs.dump(), old.metadata.dump(), opt_num(old.expires_us), old.id});
-        KeyRow fresh = read_key_row(r, 0);
+        if (old.status != KeyStatus::active)
+            throw ApiError(409, ErrorCode::key_not_active,
+                           "key is " + std::string(to_string(old.status)) + "; only an active key can be rotated");
+        std::string plaintext = generate_key(old.environment);
+        KeyRow successor = old;  // same fields, new secret, and a link back
+        successor.key_prefix = display_prefix(plaintext);
+        successor.key_hash = key_hash_hex(plaintext);
+        successor.rotated_from = old.id;
+        KeyRow fresh = insert_key(c, successor);
         auto u = grace == 0
                      ? c.exec(std::string("UPDATE api_keys SET status = 'revoked', revoked_at = now(), updated_at = now(), "
                                           "version = version + 1 WHERE id = $1::uuid RETURNING ") + kKeyColumns,
@@ -298,8 +284,8 @@ ServiceResult KeyService::rotate(const std::string& id, const nlohmann::json& bo
         old_row = old_after;
         nlohmann::json old_view = key_api_json(old_after);
         nlohmann::json fresh_view = key_api_json(fresh);
-        audit_row(c, ctx, "rotate", id, key_api_json(old), old_view);
-        audit_row(c, ctx, "create", fresh.id, nullptr, fresh_view);
+        write_audit_row(c, ctx, "rotate", id, key_api_json(old), old_view);
+        write_audit_row(c, ctx, "create", fresh.id, nullptr, fresh_view);
         ServiceResult out;
         out.status = 201;
         out.body = with_plaintext(std::move(fresh_view), plaintext);
@@ -323,12 +309,12 @@ ServiceResult KeyService::rotate(const std::string& id, const nlohmann::json& bo
 ServiceResult KeyService::revoke(const std::string& id, const RequestContext& ctx) {
     bool changed = pg_.transaction([&](PgConn& c) {
         KeyRow k = lock_key(c, id);
-        if (k.status == "revoked") return false;  // idempotent
+        if (k.status == KeyStatus::revoked) return false;  // idempotent
         check_if_match(ctx, k);
         auto r = c.exec(std::string("UPDATE api_keys SET status = 'revoked', revoked_at = now(), updated_at = now(), "
                                     "version = version + 1 WHERE id = $1::uuid RETURNING ") + kKeyColumns,
                         {id});
-        audit_row(c, ctx, "revoke", id, key_api_json(k), key_api_json(read_key_row(r, 0)));
+        write_audit_row(c, ctx, "revoke", id, key_api_json(k), key_api_json(read_key_row(r, 0)));
         return true;
     });
     if (changed) {
@@ -338,96 +324,6 @@ ServiceResult KeyService::revoke(const std::string& id, const RequestContext& ct
     ServiceResult out;
     out.status = 204;
     out.body = nullptr;
-    return out;
-}
-
-// ---- usage / audit ---------------------------------------------------------------
-
-ServiceResult KeyService::usage(const std::string& id, const Query& q) {
-    check_parameters(q, {"since", "until"});
-    std::int64_t until = now_us() + 60'000'000, since = now_us() - 24LL * 3600 * 1'000'000;
-    for (auto [name, target] : {std::pair{"since", &since}, std::pair{"until", &until}}) {
-        if (auto it = q.find(name); it != q.end()) {
-            auto t = parse_rfc3339(it->second);
-            if (!t) throw ApiError(400, codes::invalid_parameter, std::string("'") + name + "' must be an RFC 3339 time");
-            *target = *t;
-        }
-    }
-    if (since >= until) throw ApiError(400, codes::invalid_parameter, "'since' must be before 'until'");
-    return pg_.with_conn([&](PgConn& c) {
-        auto k = c.exec(std::string("SELECT ") + kKeyColumns + " FROM api_keys WHERE id = $1::uuid", {id});
-        if (k.rows() == 0) throw ApiError(404, codes::key_not_found, "no key with id " + id);
-        KeyRow key = read_key_row(k, 0);
-        auto r = c.exec("SELECT (extract(epoch from bucket_start) * 1000000)::bigint, requests, errors FROM key_usage "
-                        "WHERE key_id = $1::uuid AND bucket_start >= " + ts_param(2) + " AND bucket_start < " + ts_param(3) +
-                            " ORDER BY bucket_start LIMIT 10000",
-                        {id, std::to_string(since), std::to_string(until)});
-        nlohmann::json data = nlohmann::json::array();
-        std::int64_t total_r = 0, total_e = 0;
-        for (int i = 0; i < r.rows(); ++i) {
-            data.push_back({{"bucket_start", format_rfc3339(r.i64(i, 0))}, {"requests", r.i64(i, 1)}, {"errors", r.i64(i, 2)}});
-            total_r += r.i64(i, 1);
-            total_e += r.i64(i, 2);
-        }
-        ServiceResult out;
-        out.body = {{"key_id", id},
-                    {"since", format_rfc3339(since)},
-                    {"until", format_rfc3339(until)},
-                    {"bucket_seconds", 60},
-                    {"last_used_at", key.last_used_us ? nlohmann::json(format_rfc3339(*key.last_used_us)) : nlohmann::json(nullptr)},
-                    {"totals", {{"requests", total_r}, {"errors", total_e}}},
-                    {"data", data}};
-        return out;
-    });
-}
-
-ServiceResult KeyService::audit(const Query& q) {
-    check_parameters(q, {"limit", "cursor", "key_id", "action"});
-    int limit = parse_page_size(q);
-    Param key_id, action, before_id;
-    if (auto it = q.find("key_id"); it != q.end()) {
-        std::string id = it->second;
-        for (char& c : id) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        if (!valid_uuid(id)) throw ApiError(400, codes::invalid_parameter, "'key_id' must be a UUID");
-        key_id = id;
-    }
-    if (auto it = q.find("action"); it != q.end()) {
-        static const std::set<std::string> actions = {"create", "update", "rotate", "revoke", "expire"};
-        if (!actions.count(it->second))
-            throw ApiError(400, codes::invalid_parameter, "'action' must be create, update, rotate, revoke or expire");
-        action = it->second;
-    }
-    if (auto it = q.find("cursor"); it != q.end()) {
-        auto c = decode_id_cursor(it->second);
-        if (!c) throw ApiError(400, codes::invalid_cursor, "'cursor' is not a cursor this server issued");
-        before_id = std::to_string(*c);
-    }
-    auto r = pg_.with_conn([&](PgConn& c) {
-        return c.exec(
-            "SELECT id, (extract(epoch from at) * 1000000)::bigint, actor, action, key_id::text, request_id, "
-            "before::text, after::text FROM audit_log WHERE ($1::uuid IS NULL OR key_id = $1::uuid) "
-            "AND ($2::text IS NULL OR action = $2) AND ($3::bigint IS NULL OR id < $3::bigint) "
-            "ORDER BY id DESC LIMIT $4",
-            {key_id, action, before_id, std::to_string(limit + 1)});
-    });
-    nlohmann::json data = nlohmann::json::array();
-    std::int64_t last = 0;
-    int n = std::min(r.rows(), limit);
-    for (int i = 0; i < n; ++i) {
-        last = r.i64(i, 0);
-        auto js = [&](int col) { return r.null(i, col) ? nlohmann::json(nullptr) : nlohmann::json::parse(r.str(i, col)); };
-        data.push_back({{"id", last},
-                        {"at", format_rfc3339(r.i64(i, 1))},
-                        {"actor", r.str(i, 2)},
-                        {"action", r.str(i, 3)},
-                        {"key_id", r.null(i, 4) ? nlohmann::json(nullptr) : nlohmann::json(r.str(i, 4))},
-                        {"request_id", r.null(i, 5) ? nlohmann::json(nullptr) : nlohmann::json(r.str(i, 5))},
-                        {"before", js(6)},
-                        {"after", js(7)}});
-    }
-    ServiceResult out;
-    out.body = {{"data", data},
-                {"next_cursor", r.rows() > limit ? nlohmann::json(encode_id_cursor(last)) : nlohmann::json(nullptr)}};
     return out;
 }
 
@@ -446,7 +342,7 @@ int KeyService::sweep_expired() {
             auto u = c.exec(std::string("UPDATE api_keys SET status = 'expired', updated_at = now(), version = version + 1 "
                                         "WHERE id = $1::uuid RETURNING ") + kKeyColumns,
                             {before.id});
-            audit_row(c, ctx, "expire", before.id, key_api_json(before), key_api_json(read_key_row(u, 0)));
+            write_audit_row(c, ctx, "expire", before.id, key_api_json(before), key_api_json(read_key_row(u, 0)));
             out.push_back(before.id);
         }
         return out;
@@ -456,13 +352,11 @@ int KeyService::sweep_expired() {
     return static_cast<int>(ids.size());
 }
 
-int KeyService::purge_idempotency() {
-    auto r = pg_.with_conn([&](PgConn& c) {
+void KeyService::purge_idempotency() {
+    pg_.with_conn([&](PgConn& c) {
         return c.exec("DELETE FROM idempotency_keys WHERE created_at < now() - $1::bigint * interval '1 hour'",
                       {std::to_string(kIdempotencyTtlHours)});
     });
-    (void)r;
-    return 0;
 }
 
 }  // namespace tronch::cp

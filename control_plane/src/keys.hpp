@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <string>
 
@@ -12,26 +11,10 @@
 
 #include "db.hpp"
 #include "mirror.hpp"
+#include "query.hpp"
+#include "service.hpp"
 
 namespace tronch::cp {
-
-struct RequestContext {
-    std::string request_id;
-    std::string actor = "admin";
-    std::optional<std::string> idempotency_key;
-    std::optional<std::string> if_match;
-};
-
-struct ServiceResult {
-    int status = 200;
-    nlohmann::json body;                 // null for 204
-    std::optional<std::int64_t> version; // -> ETag
-    std::string location;
-    bool replayed = false;
-    std::string raw_body;                // set for idempotent replays (the stored bytes)
-};
-
-using Query = std::map<std::string, std::string>;
 
 class KeyService {
 public:
@@ -44,14 +27,12 @@ public:
     ServiceResult patch(const std::string& id, const nlohmann::json& body, const RequestContext& ctx);
     ServiceResult rotate(const std::string& id, const nlohmann::json& body, const RequestContext& ctx);
     ServiceResult revoke(const std::string& id, const RequestContext& ctx);
-    ServiceResult usage(const std::string& id, const Query& q);
-    ServiceResult audit(const Query& q);
 
     // Marks active/rotating keys past expires_at as expired (audit action "expire"),
     // then mirrors them. Returns how many.
     int sweep_expired();
     // Deletes idempotency records older than 24 hours.
-    int purge_idempotency();
+    void purge_idempotency();
 
 private:
     struct Idem {
@@ -60,8 +41,6 @@ private:
     std::optional<Idem> idem_for(const RequestContext& ctx, const std::string& endpoint, const nlohmann::json& body);
     std::optional<ServiceResult> idem_replay(PgConn& c, const Idem& idem);
     void idem_store(PgConn& c, const Idem& idem, const ServiceResult& r);
-    void audit_row(PgConn& c, const RequestContext& ctx, const char* action, const std::string& key_id,
-                   const nlohmann::json& before, const nlohmann::json& after);
 
     PgPool& pg_;
     Mirror& mirror_;

@@ -6,23 +6,17 @@
 
 #include "log.hpp"
 #include "metrics.hpp"
+#include "times.hpp"
 #include "tronch/redis_keys.hpp"
 
 namespace tronch::cp {
-namespace {
-std::int64_t now_us() {
-    using namespace std::chrono;
-    return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
-}
-}  // namespace
-
 std::vector<std::vector<std::string>> Mirror::commands_for(const KeyRow& k, std::int64_t now) const {
     std::string name = redis_keys::key_record(k.key_hash);
     std::vector<std::vector<std::string>> cmds;
     auto signed_record = [&] { return signer_.sign(k.key_hash, k.version, encode_key_record(key_record_of(k)), now / 1000000); };
-    if (k.status == "active") {
+    if (k.status == KeyStatus::active) {
         cmds.push_back({"SET", name, signed_record()});
-    } else if (k.status == "rotating") {
+    } else if (k.status == KeyStatus::rotating) {
         if (k.expires_us && *k.expires_us > now) {
             cmds.push_back({"SET", name, signed_record(), "PXAT", std::to_string(*k.expires_us / 1000)});
         } else {

@@ -24,6 +24,7 @@ public:
 
 private:
     std::size_t drain(const std::string& name);
+    bool pending_exists();
     RedisClient& redis_;
     PgPool& pg_;
     Metrics& metrics_;

@@ -96,8 +96,6 @@ std::string key_record(std::string_view key_hash_hex) { return tagged(kKeyRecord
 
 std::string rate_limit_key(std::string_view key_id) { return tagged("tronch:rl:{", key_id); }
 
-std::string rate_limit_address(std::string_view address_text) { return tagged("tronch:rla:{", address_text); }
-
 std::string usage_field(std::string_view key_id, std::int64_t bucket_start, UsageCounter counter) {
     std::string field(key_id);
     field.push_back('|');

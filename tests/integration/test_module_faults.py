@@ -90,6 +90,25 @@ def test_stale_entry_served_while_redis_down(ngx, keys, own_redis):
     assert r.status_code == 503 and problem(r)["code"] == "auth_unavailable"
 
 
+def test_stale_entry_served_when_redis_lookup_times_out(ngx, keys, own_redis):
+    """Redis hangs (SIGSTOP: connected, never answers): the lookup of a key whose entry is past
+    tronch_cache_ttl but inside tronch_stale_ttl times out, and the stale entry is served and
+    counted, as when Redis is down (issue 13: the timeout path served it without counting)."""
+    key, _, key_id = keys.make("live")
+    assert requests.get(ngx.url("/short/"), headers=bearer(key), timeout=5).status_code == 200
+    time.sleep(1.3)  # past tronch_cache_ttl 1s, well inside tronch_stale_ttl 60s
+    before = status_metrics(ngx)
+    os.kill(own_redis.proc.pid, signal.SIGSTOP)
+    try:
+        r = requests.get(ngx.url("/short/"), headers=bearer(key), timeout=5)
+        after = status_metrics(ngx)
+    finally:
+        os.kill(own_redis.proc.pid, signal.SIGCONT)
+    assert r.status_code == 200 and r.json()["key_id"] == key_id, r.text
+    assert after["tronch_redis_timeouts_total"] >= before["tronch_redis_timeouts_total"] + 1
+    assert after["tronch_cache_stale_serves_total"] == before["tronch_cache_stale_serves_total"] + 1
+
+
 def test_hung_redis_times_out_then_recovers(ngx, keys, own_redis):
     known, _, _ = keys.make("live")
     assert requests.get(ngx.url("/"), headers=bearer(known), timeout=5).status_code == 200

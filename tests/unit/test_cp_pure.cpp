@@ -1,10 +1,15 @@
-// Unit tests of tronchd's pure pieces: request validation, cursor codec, idempotency crypto.
+// Unit tests of tronchd's pure pieces: request validation, cursor codec, idempotency crypto, the route table.
 #define BOOST_TEST_MODULE tronchd_pure
 #include <boost/test/unit_test.hpp>
 
+#include <cctype>
+#include <set>
+
+#include "api.hpp"
 #include "api_error.hpp"
 #include "config.hpp"
 #include "cursor.hpp"
+#include "embedded.hpp"
 #include "idempotency.hpp"
 #include "validation.hpp"
 
@@ -16,7 +21,7 @@ std::string code_of(const std::function<void()>& f) {
     try {
         f();
     } catch (const ApiError& e) {
-        return e.code;
+        return std::string(to_string(e.code));
     }
     return "";
 }
@@ -159,4 +164,30 @@ BOOST_AUTO_TEST_CASE(hostile_input_is_refused) {
     BOOST_TEST(code_of([] { parse_query("owner=%00"); }) == "invalid_parameter");
     BOOST_TEST(code_of([] { parse_query("owner=%zz"); }) == "invalid_parameter");
     BOOST_TEST(parse_query("owner=%C3%A9")["owner"] == "\xC3\xA9");
+}
+
+// The route table is what tronchd serves; the OpenAPI document it serves must list the same
+// (method, path) pairs, no more, no fewer.
+BOOST_AUTO_TEST_CASE(route_table_matches_openapi) {
+    std::set<std::pair<std::string, std::string>> served, documented;
+    for (const auto& r : Api::routes()) {
+        std::string m = r.method;
+        for (char& c : m) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        BOOST_TEST(served.emplace(m, r.path).second, "route listed twice: " << r.method << " " << r.path);
+    }
+    json doc = json::parse(embedded_openapi());
+    for (auto& [path, ops] : doc["paths"].items())
+        for (auto& [method, op] : ops.items()) documented.emplace(method, path);
+    BOOST_TEST((served == documented));
+}
+
+// Every ErrorCode tronchd can send is one the OpenAPI Error schema lists, and the other way round.
+BOOST_AUTO_TEST_CASE(error_codes_match_openapi) {
+    json doc = json::parse(embedded_openapi());
+    std::set<std::string> documented, sent;
+    for (auto& c : doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"])
+        documented.insert(c.get<std::string>());
+    for (int i = 0; i <= static_cast<int>(ErrorCode::bad_request); ++i)
+        sent.emplace(to_string(static_cast<ErrorCode>(i)));
+    BOOST_TEST((sent == documented));
 }

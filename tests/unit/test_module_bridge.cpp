@@ -112,9 +112,10 @@ BOOST_AUTO_TEST_CASE(names_come_from_the_core) {
     for (std::size_t i = 0; i < sizeof(digest); ++i) digest[i] = static_cast<uint8_t>(0xa0 + i);
     std::string hash = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf";
     char name[TRONCH_REDIS_KEY_MAX];
-    size_t n = tronch_bridge_redis_key(digest, name, sizeof(name));
+    size_t n = 0;
+    BOOST_REQUIRE(tronch_bridge_redis_key(digest, name, sizeof(name), &n) == TRONCH_OK);
     BOOST_TEST(std::string(name, n) == tronch::redis_keys::key_record(hash));
-    BOOST_TEST(tronch_bridge_redis_key(digest, name, 10) == 0u);
+    BOOST_TEST(tronch_bridge_redis_key(digest, name, 10, &n) == TRONCH_ESPACE);
     BOOST_TEST(std::string(tronch_bridge_mirror_epoch_key()) == tronch::redis_keys::kMirrorEpoch);
     BOOST_TEST(std::string(tronch_bridge_events_channel()) == tronch::redis_keys::kEventsChannel);
 }
@@ -122,7 +123,8 @@ BOOST_AUTO_TEST_CASE(names_come_from_the_core) {
 BOOST_AUTO_TEST_CASE(problem_bodies_for_every_result) {
     for (int r = 0; r < TRONCH_RESULT_COUNT; ++r) {
         char body[1024];
-        size_t n = tronch_bridge_problem_body(r, body, sizeof(body));
+        size_t n = 0;
+        BOOST_REQUIRE(tronch_bridge_problem_body(r, body, sizeof(body), &n) == TRONCH_OK);
         BOOST_REQUIRE(n > 0);
         auto j = nlohmann::json::parse(std::string(body, n));
         size_t len = 0;
@@ -137,8 +139,9 @@ BOOST_AUTO_TEST_CASE(problem_bodies_for_every_result) {
     BOOST_TEST(tronch_bridge_result_status(TRONCH_RESULT_REVOKED_KEY) == 403);
     BOOST_TEST(tronch_bridge_result_status(TRONCH_RESULT_AUTH_UNAVAILABLE) == 503);
     char tiny[4];
-    BOOST_TEST(tronch_bridge_problem_body(0, tiny, sizeof(tiny)) == 0u);
-    BOOST_TEST(tronch_bridge_problem_body(99, tiny, sizeof(tiny)) == 0u);
+    size_t n = 0;
+    BOOST_TEST(tronch_bridge_problem_body(0, tiny, sizeof(tiny), &n) == TRONCH_ESPACE);
+    BOOST_TEST(tronch_bridge_problem_body(99, tiny, sizeof(tiny), &n) == TRONCH_EINVAL);
 }
 
 BOOST_AUTO_TEST_CASE(limit_parse_share_headers_and_names) {
@@ -175,13 +178,17 @@ BOOST_AUTO_TEST_CASE(limit_parse_share_headers_and_names) {
     BOOST_TEST(std::string(h.limit, h.limit_len) == "14");
 
     char name[TRONCH_REDIS_KEY_MAX];
-    const std::size_t n = tronch_bridge_rate_limit_key("abc", name, sizeof name);
+    std::size_t n = 0;
+    BOOST_REQUIRE(tronch_bridge_rate_limit_key("abc", name, sizeof name, &n) == TRONCH_OK);
     BOOST_TEST(std::string(name, n) == tronch::redis_keys::rate_limit_key("abc"));
     char sha[41];
     BOOST_TEST(tronch_bridge_gcra_script_sha1(sha) == 0);
     BOOST_TEST(std::strlen(sha) == 40u);
-    const std::size_t f = tronch_bridge_usage_field("id", 60, 'r', name, sizeof name);
+    std::size_t f = 0;
+    BOOST_REQUIRE(tronch_bridge_usage_field("id", 60, TRONCH_USAGE_REQUESTS, name, sizeof name, &f) == TRONCH_OK);
     BOOST_TEST(std::string(name, f) == "id|60|r");
+    BOOST_TEST(tronch_bridge_usage_field("id", 60, 'x', name, sizeof name, &f) == TRONCH_EINVAL);
+    BOOST_TEST(tronch_bridge_usage_field("id", 60, TRONCH_USAGE_ERRORS, name, 3, &f) == TRONCH_ESPACE);
 }
 
 // Signed records (tronch_record_key): verification inside decode, the checks the module makes after.
@@ -194,7 +201,8 @@ struct RecordKeys {  // a signing key, and its public key in use in this process
     RecordKeys() {
         std::string pem = tronch::signing::public_key_pem(key.get());
         char id[32], err[128];
-        handle = tronch_bridge_record_key_load(pem.data(), pem.size(), id, sizeof id, err, sizeof err);
+        BOOST_REQUIRE(tronch_bridge_record_key_load(pem.data(), pem.size(), &handle, id, sizeof id, err,
+                                                    sizeof err) == TRONCH_OK);
         BOOST_REQUIRE(handle != nullptr);
         BOOST_REQUIRE(std::string(id) == kid);
         BOOST_REQUIRE(tronch_bridge_record_keys_use(&handle, 1) == 0);
@@ -281,9 +289,13 @@ BOOST_AUTO_TEST_CASE(without_keys_plain_and_signed_records_decode_unverified) {
 
 BOOST_AUTO_TEST_CASE(record_key_load_refuses_what_is_not_an_ed25519_public_key) {
     char kid[32], err[128] = "";
-    BOOST_TEST(tronch_bridge_record_key_load("nope", 4, kid, sizeof kid, err, sizeof err) == nullptr);
+    void* handle = nullptr;
+    BOOST_TEST(tronch_bridge_record_key_load("nope", 4, &handle, kid, sizeof kid, err, sizeof err) == TRONCH_EINVAL);
+    BOOST_TEST(handle == nullptr);
     BOOST_TEST(std::strlen(err) > 0u);
     auto key = tronch::signing::generate_key();
     std::string priv = tronch::signing::private_key_pem(key.get());
-    BOOST_TEST(tronch_bridge_record_key_load(priv.data(), priv.size(), kid, sizeof kid, err, sizeof err) == nullptr);
+    BOOST_TEST(tronch_bridge_record_key_load(priv.data(), priv.size(), &handle, kid, sizeof kid, err, sizeof err) ==
+               TRONCH_EINVAL);
+    BOOST_TEST(handle == nullptr);
 }

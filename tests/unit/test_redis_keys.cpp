@@ -31,8 +31,6 @@ BOOST_AUTO_TEST_CASE(names) {
     BOOST_TEST(rk::key_record(kHash) == "tronch:key:{" + kHash + "}");
     BOOST_TEST(rk::key_record(kHash).starts_with(rk::kKeyRecordPrefix));
     BOOST_TEST(rk::rate_limit_key(kId) == std::string("tronch:rl:{") + kId + "}");
-    BOOST_TEST(rk::rate_limit_address("192.0.2.7") == "tronch:rla:{192.0.2.7}");
-    BOOST_TEST(rk::rate_limit_address("2001:db8::1") == "tronch:rla:{2001:db8::1}");
     BOOST_TEST(rk::kMirrorEpoch == "tronch:mirror:epoch");
     BOOST_TEST(rk::kEventsChannel == "tronch:events");
     BOOST_TEST(rk::kUsagePending == "tronch:usage:pending");

@@ -29,7 +29,7 @@ namespace tronch {
 bool parse_limit_spec(std::string_view text, GcraLimit& out, std::string& error);
 
 // The GCRA script for Redis (EVAL/EVALSHA).
-//   KEYS[1] = the state key (redis_keys::rate_limit_key / rate_limit_address)
+//   KEYS[1] = the state key (redis_keys::rate_limit_key)
 //   ARGV[1] = emission interval (us), ARGV[2] = capacity (rate + burst), ARGV[3] = cost,
 //   ARGV[4] = optional "now" in us (tests compare the script with gcra_check; the module
 //             never sends it, so the clock is Redis TIME)

@@ -23,9 +23,9 @@ inline constexpr std::string_view kMirrorEpoch = "tronch:mirror:epoch";
 // Pub/sub channel carrying key change events (event_json below).
 inline constexpr std::string_view kEventsChannel = "tronch:events";
 
-// GCRA state (TAT, microseconds) per key id and per client address.
+// GCRA state (TAT, microseconds) per key id (tronch_limit_policy redis). A client address's
+// failure budget is node-local (the module's tronch_zone), never in Redis.
 std::string rate_limit_key(std::string_view key_id);
-std::string rate_limit_address(std::string_view address_text);
 
 // Usage the gateways have counted and tronchd has not yet rolled up: one hash, fields
 // usage_field(...) -> count. tronchd RENAMEs it to a draining name, then reads and deletes.

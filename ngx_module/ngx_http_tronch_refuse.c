@@ -1,6 +1,8 @@
 /*
- * Tronch's answers: refusals (application/problem+json, bodies precomputed at start-up) and
- * the pass path's bookkeeping (result counters).
+ * A refusal's response: status, application/problem+json body (precomputed at start-up, one
+ * per result), Cache-Control and WWW-Authenticate. The verdict is recorded before this, by the
+ * decision path (ngx_http_tronch_module.c); Retry-After comes from the header filter
+ * (ngx_http_tronch_filter.c).
  */
 #include "ngx_http_tronch_module.h"
 
@@ -8,28 +10,8 @@
 static ngx_str_t  ngx_http_tronch_problem_type = ngx_string("application/problem+json");
 
 
-static void
-ngx_http_tronch_count_result(ngx_http_tronch_main_conf_t *mcf, ngx_http_tronch_ctx_t *ctx,
-    ngx_uint_t result)
-{
-    ngx_http_tronch_stats_t  *st = ngx_http_tronch_stats(mcf->shm_zone);
-
-    if (ctx->counted) {
-        return;
-    }
-
-    ctx->counted = 1;
-    (void) ngx_atomic_fetch_add(&st->requests[result], 1);
-
-    if (result != TRONCH_RESULT_OK && ctx->passed) {
-        (void) ngx_atomic_fetch_add(&st->fail_open_passes, 1);
-    }
-}
-
-
 ngx_int_t
-ngx_http_tronch_refuse(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
-    ngx_http_tronch_ctx_t *ctx, ngx_uint_t result)
+ngx_http_tronch_refuse(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf, ngx_uint_t result)
 {
     ngx_int_t         rc;
     ngx_buf_t        *b;
@@ -39,20 +21,7 @@ ngx_http_tronch_refuse(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
     size_t            len;
     ngx_uint_t        status;
 
-    ctx->decided = 1;
-    ctx->passed = 0;
-    ctx->result = result;
-    ctx->state = NGX_HTTP_TRONCH_STATE_DECIDED;
-
-    ngx_http_tronch_count_result(mcf, ctx, result);
-
     status = tronch_bridge_result_status((int) result);
-
-    if (status == NGX_HTTP_UNAUTHORIZED || status == NGX_HTTP_FORBIDDEN) {
-        /* a failed authentication spends from the client address's budget, never a key's */
-        ngx_http_tronch_limit_address_fail(r, mcf,
-                                           ngx_http_get_module_loc_conf(r, ngx_http_tronch_module));
-    }
 
     code = tronch_bridge_result_code((int) result, &len);
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "tronch: refused: %*s", len, code);
@@ -84,15 +53,6 @@ ngx_http_tronch_refuse(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
         ngx_str_set(&h->key, "WWW-Authenticate");
         ngx_str_set(&h->value, "Bearer realm=\"tronch\"");
         r->headers_out.www_authenticate = h;
-
-    } else if (r->headers_out.status == NGX_HTTP_SERVICE_UNAVAILABLE) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            goto error;
-        }
-        h->hash = 1;
-        ngx_str_set(&h->key, "Retry-After");
-        ngx_str_set(&h->value, "1");
     }
 
     rc = ngx_http_send_header(r);
@@ -125,21 +85,3 @@ error:
     return NGX_DONE;
 }
 
-
-ngx_int_t
-ngx_http_tronch_pass(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
-    ngx_http_tronch_ctx_t *ctx, ngx_uint_t result)
-{
-    ctx->decided = 1;
-    ctx->passed = 1;
-    ctx->result = result;
-    ctx->state = NGX_HTTP_TRONCH_STATE_DECIDED;
-
-    ngx_http_tronch_count_result(mcf, ctx, result);
-
-    if (ngx_http_tronch_clean_headers(r, ctx) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return NGX_OK;
-}
