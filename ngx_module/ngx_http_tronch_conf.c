@@ -37,6 +37,14 @@ static ngx_conf_enum_t  ngx_http_tronch_failure_modes[] = {
     { ngx_null_string, 0 }
 };
 
+static ngx_conf_enum_t  ngx_http_tronch_limit_header_families[] = {
+    { ngx_string("all"), TRONCH_HEADERS_DRAFT | TRONCH_HEADERS_LEGACY },
+    { ngx_string("draft"), TRONCH_HEADERS_DRAFT },
+    { ngx_string("legacy"), TRONCH_HEADERS_LEGACY },
+    { ngx_string("off"), 0 },
+    { ngx_null_string, 0 }
+};
+
 static ngx_conf_enum_t  ngx_http_tronch_limit_policies[] = {
     { ngx_string("local"), NGX_HTTP_TRONCH_POLICY_LOCAL },
     { ngx_string("redis"), NGX_HTTP_TRONCH_POLICY_REDIS },
@@ -233,6 +241,13 @@ ngx_command_t  ngx_http_tronch_commands[] = {
       offsetof(ngx_http_tronch_loc_conf_t, limit_policy),
       ngx_http_tronch_limit_policies },
 
+    { ngx_string("tronch_limit_headers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_tronch_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tronch_loc_conf_t, limit_headers),
+      ngx_http_tronch_limit_header_families },
+
     { ngx_string("tronch_nodes"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -330,6 +345,7 @@ ngx_http_tronch_create_loc_conf(ngx_conf_t *cf)
     lcf->require_https = NGX_CONF_UNSET;
     lcf->limit_policy = NGX_CONF_UNSET_UINT;
     lcf->lease_share = NGX_CONF_UNSET;
+    lcf->limit_headers = NGX_CONF_UNSET_UINT;
 
     return lcf;
 }
@@ -354,6 +370,8 @@ ngx_http_tronch_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->require_https, prev->require_https, 0);
     ngx_conf_merge_uint_value(conf->limit_policy, prev->limit_policy, NGX_HTTP_TRONCH_POLICY_LOCAL);
     ngx_conf_merge_value(conf->lease_share, prev->lease_share, NGX_HTTP_TRONCH_LEASE_SHARE);
+    ngx_conf_merge_uint_value(conf->limit_headers, prev->limit_headers,
+                              TRONCH_HEADERS_DRAFT | TRONCH_HEADERS_LEGACY);
 
     if (!conf->default_limit_set) {
         conf->default_limit_set = prev->default_limit_set;

@@ -207,6 +207,7 @@ typedef struct {
     tronch_limit_t                address_limit;  /* rate 0: none */
     ngx_uint_t                    limit_policy;   /* NGX_HTTP_TRONCH_POLICY_* */
     ngx_int_t                     lease_share;    /* leased: % of the burst held in leases */
+    ngx_uint_t                    limit_headers;  /* TRONCH_HEADERS_* families sent */
 } ngx_http_tronch_loc_conf_t;
 
 

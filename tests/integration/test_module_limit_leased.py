@@ -206,3 +206,26 @@ def test_policies_per_location(nginx_factory, redis_server, keys, redis_client):
                             start=False)
         res = bad.test_config()
         assert res.returncode != 0 and words in res.stderr, res.stderr
+
+
+def test_header_families_per_location(nginx_factory, redis_server, keys):
+    """tronch_limit_headers: all (the default), draft, legacy or off, per location; a 429 carries
+    Retry-After whatever the families."""
+    locations = """
+        location /draft/ { tronch on; tronch_limit_headers draft; PROTECT }
+        location /legacy/ { tronch on; tronch_limit_headers legacy; PROTECT }
+        location /off/ { tronch on; tronch_limit_headers off; PROTECT }
+    """
+    ngx = nginx_factory(http_block(f"127.0.0.1:{redis_server.port}", locations=locations), workers=1)
+    draft = {"RateLimit-Policy", "RateLimit"}
+    legacy = {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"}
+    for path, want in (("/", draft | legacy), ("/draft/", draft), ("/legacy/", legacy), ("/off/", set())):
+        key, _, _ = keys.make("live", limit=(1, 60, 1))   # two at once, then 429
+        got = [requests.get(ngx.url(path), headers=bearer(key), timeout=5) for _ in range(3)]
+        assert [g.status_code for g in got] == [200, 200, 429], path
+        for g in got:
+            assert {h for h in draft | legacy if h in g.headers} == want, (path, dict(g.headers))
+        assert "Retry-After" not in got[0].headers and int(got[2].headers["Retry-After"]) >= 1
+    res = nginx_factory(http_block(f"127.0.0.1:{redis_server.port}",
+                                   extra_http="tronch_limit_headers some;"), start=False).test_config()
+    assert res.returncode != 0 and '"all", "draft", "legacy" or "off"' in res.stderr, res.stderr
