@@ -291,6 +291,8 @@ ngx_int_t ngx_http_tronch_filter_init(ngx_conf_t *cf);
 void *ngx_http_tronch_zone_create_ctx(ngx_conf_t *cf);
 ngx_int_t ngx_http_tronch_zone_init(ngx_shm_zone_t *shm_zone, void *data);
 ngx_http_tronch_stats_t *ngx_http_tronch_stats(ngx_shm_zone_t *zone);
+/* The counters of all workers added up (tronch_status). */
+void ngx_http_tronch_stats_sum(ngx_shm_zone_t *zone, ngx_http_tronch_stats_t *out);
 ngx_http_tronch_cache_sh_t *ngx_http_tronch_cache_sh(ngx_shm_zone_t *zone, ngx_slab_pool_t **shpool);
 ngx_http_tronch_state_sh_t *ngx_http_tronch_state_sh(ngx_shm_zone_t *zone, ngx_slab_pool_t **shpool);
 /* State names: a key's ('k' + id), a client address's ('a' + family + bytes). */

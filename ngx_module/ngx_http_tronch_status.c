@@ -170,6 +170,7 @@ ngx_http_tronch_status_handler(ngx_http_request_t *r)
 {
     ngx_http_tronch_main_conf_t  *mcf;
     ngx_http_tronch_stats_t      *st;
+    ngx_http_tronch_stats_t       sum;
     ngx_int_t                     rc;
     ngx_buf_t                    *b;
     ngx_chain_t                   out;
@@ -184,7 +185,8 @@ ngx_http_tronch_status_handler(ngx_http_request_t *r)
     }
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_tronch_module);
-    st = ngx_http_tronch_stats(mcf->shm_zone);
+    ngx_http_tronch_stats_sum(mcf->shm_zone, &sum);
+    st = &sum;
 
     ngx_str_set(&r->headers_out.content_type, "text/plain; version=0.0.4; charset=utf-8");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
