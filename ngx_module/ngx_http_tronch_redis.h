@@ -53,6 +53,9 @@ struct ngx_http_tronch_pending_s {
     int64_t                           capacity;
     size_t                            name_len;
     char                              name[TRONCH_REDIS_KEY_MAX];
+    /* a lease (tronch_limit_policy leased; the key id is in record.id) */
+    int64_t                           want;
+    ngx_uint_t                        for_request;
 };
 
 
