@@ -13,6 +13,7 @@
 static char *ngx_http_tronch_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_tronch_key_header(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_tronch_enum_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_tronch_limit_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_tronch_time_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_tronch_check_time(ngx_conf_t *cf, void *post, void *data);
 static char *ngx_http_tronch_check_num(ngx_conf_t *cf, void *post, void *data);
@@ -36,9 +37,18 @@ static ngx_conf_enum_t  ngx_http_tronch_failure_modes[] = {
     { ngx_null_string, 0 }
 };
 
+static ngx_conf_enum_t  ngx_http_tronch_limit_header_families[] = {
+    { ngx_string("all"), TRONCH_HEADERS_DRAFT | TRONCH_HEADERS_LEGACY },
+    { ngx_string("draft"), TRONCH_HEADERS_DRAFT },
+    { ngx_string("legacy"), TRONCH_HEADERS_LEGACY },
+    { ngx_string("off"), 0 },
+    { ngx_null_string, 0 }
+};
+
 static ngx_conf_enum_t  ngx_http_tronch_limit_policies[] = {
     { ngx_string("local"), NGX_HTTP_TRONCH_POLICY_LOCAL },
     { ngx_string("redis"), NGX_HTTP_TRONCH_POLICY_REDIS },
+    { ngx_string("leased"), NGX_HTTP_TRONCH_POLICY_LEASED },
     { ngx_null_string, 0 }
 };
 
@@ -225,11 +235,18 @@ ngx_command_t  ngx_http_tronch_commands[] = {
       NULL },
 
     { ngx_string("tronch_limit_policy"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_tronch_enum_slot,
-      NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_http_tronch_main_conf_t, limit_policy),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_tronch_limit_policy,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tronch_loc_conf_t, limit_policy),
       ngx_http_tronch_limit_policies },
+
+    { ngx_string("tronch_limit_headers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_tronch_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tronch_loc_conf_t, limit_headers),
+      ngx_http_tronch_limit_header_families },
 
     { ngx_string("tronch_nodes"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -267,7 +284,6 @@ ngx_http_tronch_create_main_conf(ngx_conf_t *cf)
     }
 
     mcf->redis_timeout = NGX_CONF_UNSET_MSEC;
-    mcf->limit_policy = NGX_CONF_UNSET_UINT;
     mcf->nodes = NGX_CONF_UNSET;
     ngx_http_tronch_redis_create_conf(&mcf->redis);
 
@@ -284,7 +300,6 @@ ngx_http_tronch_init_main_conf(ngx_conf_t *cf, void *conf)
     size_t                        len;
 
     ngx_conf_init_msec_value(mcf->redis_timeout, 250);
-    ngx_conf_init_uint_value(mcf->limit_policy, NGX_HTTP_TRONCH_POLICY_LOCAL);
     ngx_conf_init_value(mcf->nodes, 1);
 
     if (ngx_http_tronch_redis_init_conf(cf, mcf) != NGX_CONF_OK) {
@@ -328,6 +343,9 @@ ngx_http_tronch_create_loc_conf(ngx_conf_t *cf)
     lcf->stale_ttl = NGX_CONF_UNSET_MSEC;
     lcf->failure_mode = NGX_CONF_UNSET_UINT;
     lcf->require_https = NGX_CONF_UNSET;
+    lcf->limit_policy = NGX_CONF_UNSET_UINT;
+    lcf->lease_share = NGX_CONF_UNSET;
+    lcf->limit_headers = NGX_CONF_UNSET_UINT;
 
     return lcf;
 }
@@ -350,6 +368,10 @@ ngx_http_tronch_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->stale_ttl, prev->stale_ttl, 300000);
     ngx_conf_merge_uint_value(conf->failure_mode, prev->failure_mode, NGX_HTTP_TRONCH_FAIL_CLOSED);
     ngx_conf_merge_value(conf->require_https, prev->require_https, 0);
+    ngx_conf_merge_uint_value(conf->limit_policy, prev->limit_policy, NGX_HTTP_TRONCH_POLICY_LOCAL);
+    ngx_conf_merge_value(conf->lease_share, prev->lease_share, NGX_HTTP_TRONCH_LEASE_SHARE);
+    ngx_conf_merge_uint_value(conf->limit_headers, prev->limit_headers,
+                              TRONCH_HEADERS_DRAFT | TRONCH_HEADERS_LEGACY);
 
     if (!conf->default_limit_set) {
         conf->default_limit_set = prev->default_limit_set;
@@ -608,6 +630,44 @@ ngx_http_tronch_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+
+/* tronch_limit_policy local | redis | leased [share=N%] (http, server or location): the policy
+ * through the enum slot, then leased's share of the burst. */
+static char *
+ngx_http_tronch_limit_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_tronch_loc_conf_t  *lcf = conf;
+    ngx_str_t                   *value;
+    ngx_int_t                    share;
+    char                        *rv;
+
+    rv = ngx_http_tronch_enum_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK || cf->args->nelts < 3) {
+        return rv;
+    }
+
+    value = cf->args->elts;
+    share = NGX_ERROR;
+
+    if (lcf->limit_policy == NGX_HTTP_TRONCH_POLICY_LEASED
+        && value[2].len > 7 && ngx_strncmp(value[2].data, "share=", 6) == 0
+        && value[2].data[value[2].len - 1] == '%')
+    {
+        share = ngx_atoi(value[2].data + 6, value[2].len - 7);
+    }
+
+    if (share == NGX_ERROR || share > 100) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"tronch_limit_policy\" directive: invalid parameter \"%V\", "
+                           "only \"leased\" takes one: share=N%% with N from 0 to 100 "
+                           "(the part of the burst all nodes may hold in leases)", &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    lcf->lease_share = share;
+
+    return NGX_CONF_OK;
+}
 
 
 /* tronch_default_limit / tronch_address_limit rate=100r/s [burst=20] | off */

@@ -53,7 +53,11 @@ static ngx_int_t
 ngx_http_tronch_limit_headers(ngx_http_request_t *r, ngx_http_tronch_ctx_t *ctx,
     tronch_limit_headers_t *hv)
 {
-    tronch_bridge_limit_headers(&ctx->limit, &ctx->decision, hv);
+    ngx_http_tronch_loc_conf_t  *lcf;
+
+    /* only the families tronch_limit_headers asks for are formatted (an empty value adds nothing) */
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_tronch_module);
+    tronch_bridge_limit_headers_of(&ctx->limit, &ctx->decision, (unsigned) lcf->limit_headers, hv);
 
     if (ngx_http_tronch_add_literal_header(r, "RateLimit-Policy", hv->policy, hv->policy_len)
            != NGX_OK

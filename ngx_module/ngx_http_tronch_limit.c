@@ -3,8 +3,9 @@
  * client address (tronch_address_limit, the failure budget). The maths is the core's
  * (tronch_bridge_gcra); the TATs are in the zone's state table (ngx_http_tronch_zone.c), exact
  * across the node's workers (every check under the slab mutex). Under tronch_limit_policy redis
- * a key's check is the GCRA script on Redis (ngx_http_tronch_redis_limit.c); with Redis
- * unreachable, the local check on this node's share of the limit (degraded).
+ * a key's check is the GCRA script on Redis (ngx_http_tronch_redis_limit.c); under leased, a
+ * lease held by the node or asked for (ngx_http_tronch_lease.c); with Redis unreachable, the
+ * local check on this node's share of the limit (degraded). The policy is per location.
  *
  * Three operations, each one locked section: peek (would one more fit?), spend (decide, and
  * keep the new TAT if allowed), and for a key spend and count its usage together.
@@ -195,6 +196,7 @@ ngx_http_tronch_limit_key(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mc
     ngx_http_tronch_loc_conf_t *lcf, ngx_http_tronch_ctx_t *ctx, ngx_http_tronch_gcra_done_pt done)
 {
     const tronch_record_t  *rec = &ctx->answer.record;
+    tronch_decision_t       d;
 
     if (ctx->limit_checked) {
         /* an internal redirect: the request was counted once */
@@ -213,8 +215,21 @@ ngx_http_tronch_limit_key(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mc
         return NGX_OK;
     }
 
-    if (mcf->limit_policy == NGX_HTTP_TRONCH_POLICY_LOCAL) {
+    if (lcf->limit_policy == NGX_HTTP_TRONCH_POLICY_LOCAL) {
         return ngx_http_tronch_limit_local(mcf, ctx);
+    }
+
+    if (lcf->limit_policy == NGX_HTTP_TRONCH_POLICY_LEASED) {
+        switch (ngx_http_tronch_lease_check(mcf, rec->id, &ctx->limit, lcf->lease_share, &d, done, ctx,
+                                            &ctx->pending))
+        {
+        case NGX_OK:      /* decided from a held lease */
+            return ngx_http_tronch_limit_redis_decided(mcf, ctx, &d);
+        case NGX_AGAIN:   /* a lease was asked for: done gets the decision */
+            return NGX_AGAIN;
+        default:
+            return ngx_http_tronch_limit_degraded(mcf, ctx);
+        }
     }
 
     ctx->pending = ngx_http_tronch_redis_gcra(rec->id, &ctx->limit, done, ctx);

@@ -16,6 +16,7 @@
  *   ngx_http_tronch_rconn.c      one Redis connection on nginx's event/SSL machinery (hiredis parses only)
  *   ngx_http_tronch_redis_conf.c the tronch_redis* directives: addresses, ACL auth, TLS, Sentinel
  *   ngx_http_tronch_redis_limit.c  the GCRA script on Redis (tronch_limit_policy redis)
+ *   ngx_http_tronch_lease.c      leases (tronch_limit_policy leased): the lease table, the lease script
  *   ngx_http_tronch_status.c     the tronch_status handler (Prometheus text)
  *   ngx_http_tronch_records.c    signed key records: tronch_record_key, the checks on a miss
  */
@@ -70,6 +71,10 @@ typedef struct {
     ngx_atomic_t  usage_dropped;
     ngx_atomic_t  usage_lost;         /* counted requests whose flush Redis never took */
     ngx_atomic_t  records_rejected;   /* records from Redis refused (signature, replay, ...) */
+    ngx_atomic_t  lease_requests;     /* lease scripts sent (ngx_http_tronch_lease.c) */
+    ngx_atomic_t  lease_granted;      /* requests Redis granted in leases */
+    ngx_atomic_t  lease_lapsed;       /* of those, lapsed unspent */
+    ngx_atomic_t  lease_local;        /* checks decided from a held lease */
 } ngx_http_tronch_stats_t;
 
 
@@ -93,6 +98,7 @@ typedef struct {
     ngx_queue_t                   dirty;        /* keys with usage not flushed yet, oldest first */
     ngx_atomic_t                  flush_owner;  /* pid of the worker flushing usage */
     ngx_msec_t                    flush_seen;   /* its last flush */
+    void                         *lease;        /* ngx_http_tronch_lease.c, made on first use */
 } ngx_http_tronch_state_sh_t;
 
 #define NGX_HTTP_TRONCH_STATE_NAME_MAX  48
@@ -121,8 +127,11 @@ typedef struct {
 
 typedef enum {
     NGX_HTTP_TRONCH_POLICY_LOCAL = 0,
-    NGX_HTTP_TRONCH_POLICY_REDIS
+    NGX_HTTP_TRONCH_POLICY_REDIS,
+    NGX_HTTP_TRONCH_POLICY_LEASED
 } ngx_http_tronch_policy_e;
+
+#define NGX_HTTP_TRONCH_LEASE_SHARE   50   /* % of the burst all nodes may hold in leases */
 
 
 /* Outcome of a cache lookup. */
@@ -177,7 +186,6 @@ typedef struct {
     /* Precomputed problem+json bodies, one per result: a refusal allocates nothing for them. */
     ngx_str_t                     bodies[TRONCH_RESULT_COUNT];
     ngx_uint_t                    enabled_somewhere;  /* tronch on or tronch_status in a location */
-    ngx_uint_t                    limit_policy;   /* ngx_http_tronch_policy_e */
     ngx_int_t                     nodes;          /* tronch_nodes */
     ngx_array_t                  *record_keys;    /* tronch_record_key: bridge handles; NULL: none */
 } ngx_http_tronch_main_conf_t;
@@ -197,6 +205,9 @@ typedef struct {
     tronch_limit_t                default_limit;  /* rate 0: none */
     ngx_uint_t                    address_limit_set;
     tronch_limit_t                address_limit;  /* rate 0: none */
+    ngx_uint_t                    limit_policy;   /* NGX_HTTP_TRONCH_POLICY_* */
+    ngx_int_t                     lease_share;    /* leased: % of the burst held in leases */
+    ngx_uint_t                    limit_headers;  /* TRONCH_HEADERS_* families sent */
 } ngx_http_tronch_loc_conf_t;
 
 
@@ -280,6 +291,8 @@ ngx_int_t ngx_http_tronch_filter_init(ngx_conf_t *cf);
 void *ngx_http_tronch_zone_create_ctx(ngx_conf_t *cf);
 ngx_int_t ngx_http_tronch_zone_init(ngx_shm_zone_t *shm_zone, void *data);
 ngx_http_tronch_stats_t *ngx_http_tronch_stats(ngx_shm_zone_t *zone);
+/* The counters of all workers added up (tronch_status). */
+void ngx_http_tronch_stats_sum(ngx_shm_zone_t *zone, ngx_http_tronch_stats_t *out);
 ngx_http_tronch_cache_sh_t *ngx_http_tronch_cache_sh(ngx_shm_zone_t *zone, ngx_slab_pool_t **shpool);
 ngx_http_tronch_state_sh_t *ngx_http_tronch_state_sh(ngx_shm_zone_t *zone, ngx_slab_pool_t **shpool);
 /* State names: a key's ('k' + id), a client address's ('a' + family + bytes). */
@@ -395,6 +408,13 @@ ngx_int_t ngx_http_tronch_records_init_process(ngx_cycle_t *cycle, ngx_http_tron
 /* NGX_OK: the record may be used; NGX_DECLINED: refused as unknown (counted, logged once). */
 ngx_int_t ngx_http_tronch_records_accept(ngx_http_request_t *r, ngx_http_tronch_main_conf_t *mcf,
     ngx_http_tronch_ctx_t *ctx, const tronch_record_t *record);
+
+/* ngx_http_tronch_lease.c (tronch_limit_policy leased): NGX_OK decided from a held lease (d),
+ * NGX_AGAIN a lease was asked for and `done` will get the decision (*pending set), NGX_DECLINED
+ * Redis is unreachable and nothing is held (degraded local check). */
+ngx_int_t ngx_http_tronch_lease_check(ngx_http_tronch_main_conf_t *mcf, const char *id,
+    const tronch_limit_t *limit, ngx_int_t share, tronch_decision_t *d,
+    ngx_http_tronch_gcra_done_pt done, void *data, ngx_http_tronch_pending_t **pending);
 
 /* ngx_http_tronch_status.c */
 ngx_int_t ngx_http_tronch_status_handler(ngx_http_request_t *r);

@@ -10,7 +10,10 @@
  * AUTH together), the command timeout on the request (ngx_http_tronch_module.c). Link timers
  * hang off a dummy connection and are cancelable, so graceful shutdown does not wait for them.
  * Requests are never handed to the transport: a lookup's callback data is a per-worker
- * "pending" slot that outlives the request; cancelling detaches it. The limiter's commands on
+ * "pending" slot that outlives the request; cancelling detaches it. A lookup made while the
+ * command link is still connecting (a new worker after a start or reload, a reconnect) is
+ * parked until the link is up, bounded by the request's own tronch_redis_timeout; it fails at
+ * once when the link is down and backing off. The limiter's commands on
  * the command link (GCRA script, usage) are in ngx_http_tronch_redis_limit.c.
  */
 #include "ngx_http_tronch_redis.h"
@@ -29,6 +32,7 @@ ngx_http_tronch_link_t               ngx_http_tronch_cmd_link;
 static ngx_http_tronch_link_t        ngx_http_tronch_sub_link;
 static ngx_http_tronch_link_t        ngx_http_tronch_sentinel_link;
 static ngx_queue_t                   ngx_http_tronch_free_pending;
+static ngx_queue_t                   ngx_http_tronch_parked;
 
 
 static void ngx_http_tronch_link_connect(ngx_http_tronch_link_t *link);
@@ -173,37 +177,23 @@ ngx_http_tronch_exists_reply(ngx_http_tronch_rconn_t *conn, redisReply *reply, v
 }
 
 
-ngx_http_tronch_pending_t *
-ngx_http_tronch_redis_lookup(const u_char *digest, ngx_http_tronch_lookup_done_pt done, void *data,
-    ngx_log_t *log)
+/* Sends GET + EXISTS for p on the command link (up). NGX_ERROR: nothing was sent, p is the
+ * caller's; NGX_DECLINED: GET went out but EXISTS did not, p is lost to the GET callback. */
+static ngx_int_t
+ngx_http_tronch_lookup_send(ngx_http_tronch_pending_t *p, ngx_log_t *log)
 {
-    ngx_http_tronch_link_t     *link = &ngx_http_tronch_cmd_link;
-    ngx_http_tronch_pending_t  *p;
-    char                        name[TRONCH_REDIS_KEY_MAX];
-    size_t                      len;
+    ngx_http_tronch_link_t  *link = &ngx_http_tronch_cmd_link;
+    char                     name[TRONCH_REDIS_KEY_MAX];
+    size_t                   len;
 
-    if (link->state != NGX_HTTP_TRONCH_LINK_UP) {
-        return NULL;
+    if (tronch_bridge_redis_key(p->digest, name, sizeof(name), &len) != TRONCH_OK) {
+        return NGX_ERROR;
     }
-
-    if (tronch_bridge_redis_key(digest, name, sizeof(name), &len) != TRONCH_OK) {
-        return NULL;
-    }
-
-    p = ngx_http_tronch_pending_get();
-    if (p == NULL) {
-        return NULL;
-    }
-
-    p->done = done;
-    p->data = data;
-    p->started = ngx_current_msec;
 
     if (ngx_http_tronch_rconn_command(&link->rc, ngx_http_tronch_get_reply, p, "GET %b", name, len)
         != NGX_OK)
     {
-        ngx_http_tronch_pending_put(p);
-        return NULL;
+        return NGX_ERROR;
     }
 
     /* Once GET is queued, EXISTS must be too: the connection answers both or flushes both. */
@@ -214,12 +204,96 @@ ngx_http_tronch_redis_lookup(const u_char *digest, ngx_http_tronch_lookup_done_p
          * rather than risk a double free */
         p->done = NULL;
         ngx_log_error(NGX_LOG_ERR, log, 0, "tronch: redis: cannot queue EXISTS");
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_http_tronch_pending_t *
+ngx_http_tronch_redis_lookup(const u_char *digest, ngx_http_tronch_lookup_done_pt done, void *data,
+    ngx_log_t *log)
+{
+    ngx_http_tronch_link_state_e  state = ngx_http_tronch_cmd_link.state;
+    ngx_http_tronch_pending_t    *p;
+    ngx_int_t                     rc;
+
+    if (state == NGX_HTTP_TRONCH_LINK_DOWN) {
+        return NULL;   /* backing off: Redis is gone, answer now */
+    }
+
+    p = ngx_http_tronch_pending_get();
+    if (p == NULL) {
         return NULL;
+    }
+
+    p->done = done;
+    p->data = data;
+    p->started = ngx_current_msec;
+    ngx_memcpy(p->digest, digest, TRONCH_DIGEST_LEN);
+
+    if (state == NGX_HTTP_TRONCH_LINK_CONNECTING) {
+        p->parked = 1;
+        ngx_queue_insert_tail(&ngx_http_tronch_parked, &p->queue);
+
+    } else {
+        rc = ngx_http_tronch_lookup_send(p, log);
+        if (rc != NGX_OK) {
+            if (rc == NGX_ERROR) {
+                ngx_http_tronch_pending_put(p);
+            }
+            return NULL;
+        }
     }
 
     (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone)->redis_lookups, 1);
 
     return p;
+}
+
+
+/* The command link is up: the parked lookups go out, in the order they came. */
+static void
+ngx_http_tronch_parked_send(void)
+{
+    ngx_queue_t                *q;
+    ngx_http_tronch_pending_t  *p;
+    ngx_int_t                   rc;
+
+    while (!ngx_queue_empty(&ngx_http_tronch_parked)) {
+        q = ngx_queue_head(&ngx_http_tronch_parked);
+        ngx_queue_remove(q);
+        p = ngx_queue_data(q, ngx_http_tronch_pending_t, queue);
+        p->parked = 0;
+
+        rc = ngx_http_tronch_lookup_send(p, ngx_http_tronch_redis_log);
+        if (rc == NGX_ERROR) {
+            (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone)->redis_errors, 1);
+            p->done(p->data, NGX_HTTP_TRONCH_LOOKUP_FAILED, 0, NULL);
+            ngx_http_tronch_pending_put(p);
+        }
+    }
+}
+
+
+/* The command link gave up this round (backing off now): the parked lookups fail at once. */
+static void
+ngx_http_tronch_parked_fail(void)
+{
+    ngx_queue_t                *q;
+    ngx_http_tronch_pending_t  *p;
+
+    while (!ngx_queue_empty(&ngx_http_tronch_parked)) {
+        q = ngx_queue_head(&ngx_http_tronch_parked);
+        ngx_queue_remove(q);
+        p = ngx_queue_data(q, ngx_http_tronch_pending_t, queue);
+        p->parked = 0;
+
+        (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone)->redis_errors, 1);
+        p->done(p->data, NGX_HTTP_TRONCH_LOOKUP_FAILED, 0, NULL);
+        ngx_http_tronch_pending_put(p);
+    }
 }
 
 
@@ -250,19 +324,31 @@ ngx_http_tronch_redis_cancel(ngx_http_tronch_pending_t *p)
     p->done = NULL;
     p->gcra_done = NULL;
     p->data = NULL;
+
+    if (p->parked) {   /* nothing was sent for it: nobody else will free the slot */
+        ngx_queue_remove(&p->queue);
+        ngx_http_tronch_pending_put(p);
+    }
 }
 
 
 void
 ngx_http_tronch_redis_timed_out(ngx_http_tronch_pending_t *p)
 {
+    ngx_uint_t  parked;
+
     if (ngx_http_tronch_redis_exiting) {
         return;
     }
 
+    parked = p->parked;
     ngx_http_tronch_redis_cancel(p);
 
     (void) ngx_atomic_fetch_add(&ngx_http_tronch_stats(ngx_http_tronch_redis_mcf->shm_zone)->redis_timeouts, 1);
+
+    if (parked) {
+        return;   /* still connecting: the link's own connect timer deals with that */
+    }
 
     /* Redis is slow or gone: start afresh (with backoff) rather than queue behind it */
     ngx_log_error(NGX_LOG_WARN, ngx_http_tronch_redis_log, 0,
@@ -422,6 +508,10 @@ ngx_http_tronch_link_up(ngx_http_tronch_link_t *link)
 
     link->failures = 0;
     link->why_len = 0;
+
+    if (link == &ngx_http_tronch_cmd_link) {
+        ngx_http_tronch_parked_send();
+    }
 }
 
 
@@ -561,7 +651,15 @@ ngx_http_tronch_link_timer(ngx_event_t *ev)
 static void
 ngx_http_tronch_link_schedule(ngx_http_tronch_link_t *link)
 {
-    if (ngx_http_tronch_redis_exiting || ngx_exiting || ngx_quit) {
+    if (ngx_http_tronch_redis_exiting) {
+        return;
+    }
+
+    if (link == &ngx_http_tronch_cmd_link) {
+        ngx_http_tronch_parked_fail();
+    }
+
+    if (ngx_exiting || ngx_quit) {
         return;
     }
 
@@ -709,6 +807,7 @@ ngx_http_tronch_redis_init_process(ngx_cycle_t *cycle, ngx_http_tronch_main_conf
     ngx_http_tronch_redis_log = cycle->log;
     ngx_http_tronch_redis_exiting = 0;
     ngx_queue_init(&ngx_http_tronch_free_pending);
+    ngx_queue_init(&ngx_http_tronch_parked);
     ngx_http_tronch_sentinel_reset();
 
     if (ngx_http_tronch_redis_limit_init() != NGX_OK) {

@@ -36,8 +36,10 @@ typedef struct {
 
 
 struct ngx_http_tronch_pending_s {
-    ngx_queue_t                       queue;    /* free list */
+    ngx_queue_t                       queue;    /* free list, or the lookups parked for the link */
     ngx_http_tronch_lookup_done_pt    done;     /* NULL once cancelled */
+    ngx_uint_t                        parked;   /* waits for the command link to come up */
+    u_char                            digest[TRONCH_DIGEST_LEN];
     void                             *data;
     ngx_msec_t                        started;
     ngx_uint_t                        have_record;
@@ -51,6 +53,9 @@ struct ngx_http_tronch_pending_s {
     int64_t                           capacity;
     size_t                            name_len;
     char                              name[TRONCH_REDIS_KEY_MAX];
+    /* a lease (tronch_limit_policy leased; the key id is in record.id) */
+    int64_t                           want;
+    ngx_uint_t                        for_request;
 };
 
 

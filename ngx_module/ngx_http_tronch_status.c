@@ -89,6 +89,18 @@ static ngx_http_tronch_metric_t  ngx_http_tronch_metrics[] = {
     { ngx_string("tronch_records_rejected_total"), "counter",
       "Key records from Redis refused: unsigned, bad signature, unknown signing key, wrong key, replayed or lapsed.",
       offsetof(ngx_http_tronch_stats_t, records_rejected) },
+    { ngx_string("tronch_limit_lease_requests_total"), "counter",
+      "Lease scripts sent to Redis (leased policy).",
+      offsetof(ngx_http_tronch_stats_t, lease_requests) },
+    { ngx_string("tronch_limit_lease_granted_total"), "counter",
+      "Requests granted by Redis in leases.",
+      offsetof(ngx_http_tronch_stats_t, lease_granted) },
+    { ngx_string("tronch_limit_lease_lapsed_total"), "counter",
+      "Leased requests that lapsed unspent (the shortfall).",
+      offsetof(ngx_http_tronch_stats_t, lease_lapsed) },
+    { ngx_string("tronch_limit_lease_local_total"), "counter",
+      "Checks decided from a held lease, without Redis.",
+      offsetof(ngx_http_tronch_stats_t, lease_local) },
     { ngx_null_string, NULL, NULL, 0 }
 };
 
@@ -158,6 +170,7 @@ ngx_http_tronch_status_handler(ngx_http_request_t *r)
 {
     ngx_http_tronch_main_conf_t  *mcf;
     ngx_http_tronch_stats_t      *st;
+    ngx_http_tronch_stats_t       sum;
     ngx_int_t                     rc;
     ngx_buf_t                    *b;
     ngx_chain_t                   out;
@@ -172,7 +185,8 @@ ngx_http_tronch_status_handler(ngx_http_request_t *r)
     }
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_tronch_module);
-    st = ngx_http_tronch_stats(mcf->shm_zone);
+    ngx_http_tronch_stats_sum(mcf->shm_zone, &sum);
+    st = &sum;
 
     ngx_str_set(&r->headers_out.content_type, "text/plain; version=0.0.4; charset=utf-8");
     r->headers_out.content_type_len = r->headers_out.content_type.len;

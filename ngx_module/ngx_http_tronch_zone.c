@@ -14,7 +14,18 @@
 
 
 /* The layout's version: bump it whenever ngx_http_tronch_shctx_t or a node changes. */
-#define NGX_HTTP_TRONCH_SHM_MAGIC   0x54524e33  /* "TRN3" */
+#define NGX_HTTP_TRONCH_SHM_MAGIC   0x54524e35  /* "TRN5": per-worker counters */
+/* The counters, one copy per worker (worker n writes copy n % SHARDS; tronch_status sums them):
+ * no cache line written by every worker on every request. Each copy on its own cache lines. */
+#define NGX_HTTP_TRONCH_STATS_SHARDS  8
+
+typedef union {
+    ngx_http_tronch_stats_t       stats;
+    u_char                        pad[ngx_align(sizeof(ngx_http_tronch_stats_t), NGX_CPU_CACHE_LINE)];
+} ngx_http_tronch_stats_shard_t;
+
+/* every field is an ngx_atomic_t: the sum adds them word by word */
+_Static_assert(sizeof(ngx_http_tronch_stats_t) % sizeof(ngx_atomic_t) == 0, "stats are atomics only");
 #define NGX_HTTP_TRONCH_EVICT_SCAN  16
 
 
@@ -22,7 +33,7 @@
 typedef struct {
     ngx_uint_t                    magic;
     size_t                        size;         /* sizeof(ngx_http_tronch_shctx_t) */
-    ngx_http_tronch_stats_t       stats;
+    ngx_http_tronch_stats_shard_t stats[NGX_HTTP_TRONCH_STATS_SHARDS];
     ngx_http_tronch_cache_sh_t    cache;
     ngx_http_tronch_state_sh_t    state;
 } ngx_http_tronch_shctx_t;
@@ -164,7 +175,27 @@ ngx_http_tronch_stats(ngx_shm_zone_t *zone)
 {
     ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
 
-    return &ctx->sh->stats;
+    return &ctx->sh->stats[ngx_worker % NGX_HTTP_TRONCH_STATS_SHARDS].stats;
+}
+
+
+void
+ngx_http_tronch_stats_sum(ngx_shm_zone_t *zone, ngx_http_tronch_stats_t *out)
+{
+    ngx_http_tronch_zone_ctx_t  *ctx = zone->data;
+    ngx_atomic_uint_t           *sum, *one;
+    ngx_uint_t                   s, i, n;
+
+    ngx_memzero(out, sizeof(ngx_http_tronch_stats_t));
+    sum = (ngx_atomic_uint_t *) out;
+    n = sizeof(ngx_http_tronch_stats_t) / sizeof(ngx_atomic_t);
+
+    for (s = 0; s < NGX_HTTP_TRONCH_STATS_SHARDS; s++) {
+        one = (ngx_atomic_uint_t *) &ctx->sh->stats[s].stats;
+        for (i = 0; i < n; i++) {
+            sum[i] += one[i];   /* unsigned: a gauge's -1 in one copy and +1 in another cancel */
+        }
+    }
 }
 
 

@@ -246,6 +246,44 @@ size_t tronch_bridge_mask_bound(size_t len) TRONCH_NOEXCEPT;
 int tronch_bridge_mask_keys(const char *text, size_t len, char *out, size_t out_len,
     size_t *out_written) TRONCH_NOEXCEPT;
 
+/* Leased GCRA (tronch/lease.hpp; tronch_bridge_limit.cpp). One node's state for one key, plain
+ * data for shared memory (the fields of tronch::LeaseState). */
+typedef struct {
+    int64_t  tokens, expires_us, closed_until_us, inflight_until_us, starved_until_us, asking;
+    int64_t  window_start_us, window_count, last_window_count;
+    int64_t  remaining, reset_at_us, lapsed;
+} tronch_lease_t;
+
+#define TRONCH_LEASE_ADMIT   0   /* a held token was spent; renew > 0: renew in the background */
+#define TRONCH_LEASE_REFUSE  1   /* Redis said not enough, until retry_after_us */
+#define TRONCH_LEASE_ASK     2   /* nothing held: ask Redis for `ask` now, the request waits */
+
+typedef struct {
+    int      action;
+    int64_t  ask, renew, remaining, retry_after_us, reset_after_us;
+} tronch_lease_take_t;
+
+/* The lease script's answer: {granted, remaining, retry_after_us, reset_after_us, wait_us}. */
+typedef struct {
+    int64_t  granted, remaining, retry_after_us, reset_after_us, wait_us;
+    int64_t  interval_us;   /* the limit's emission interval (not in the script's answer) */
+} tronch_lease_grant_t;
+
+/* The rate-limit headers of the families asked for (tronch_limit_headers), and Retry-After only
+ * on a refusal: nothing is formatted to be thrown away; what is not formatted has length 0. */
+#define TRONCH_HEADERS_DRAFT   1u   /* RateLimit-Policy, RateLimit */
+#define TRONCH_HEADERS_LEGACY  2u   /* X-RateLimit-Limit, -Remaining, -Reset */
+void tronch_bridge_limit_headers_of(const tronch_limit_t *limit, const tronch_decision_t *d, unsigned families,
+    tronch_limit_headers_t *out) TRONCH_NOEXCEPT;
+int64_t tronch_bridge_lease_cap(const tronch_limit_t *limit, int64_t nodes, int64_t share_percent) TRONCH_NOEXCEPT;
+void tronch_bridge_lease_take(tronch_lease_t *s, int64_t now_us, int64_t cap,
+    tronch_lease_take_t *out) TRONCH_NOEXCEPT;
+void tronch_bridge_lease_granted(tronch_lease_t *s, int64_t now_us, int64_t asked, int for_request,
+    const tronch_lease_grant_t *g, int64_t nodes) TRONCH_NOEXCEPT;
+void tronch_bridge_lease_renew_failed(tronch_lease_t *s, int64_t asked) TRONCH_NOEXCEPT;
+int tronch_bridge_lease_script_sha1(char out[41]) TRONCH_NOEXCEPT;
+const char *tronch_bridge_lease_script(size_t *len) TRONCH_NOEXCEPT;
+
 #ifdef __cplusplus
 }
 #endif

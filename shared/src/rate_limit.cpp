@@ -133,6 +133,44 @@ end
 return {1, math.floor((span - ahead) / interval), 0, ahead}
 )lua";
 
+// Leases (lease.hpp, gcra_lease): the same steps for a batch of `want` requests. Request i of
+// the batch fits iff now >= tat + i*T - C*T, so floor((now + C*T - tat) / T) of them fit now;
+// the TAT advances by the granted ones only, so it never runs past now + C*T (the burst).
+const std::string_view kGcraLeaseLuaScript = R"lua(
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local now = tonumber(ARGV[4])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local interval = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
+if want < 1 then want = 1 end
+if want > capacity then want = capacity end
+local span = capacity * interval
+local stored = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+local tat = stored
+if now > tat then tat = now end
+local room = now - tat + span
+local free = 0
+if room > 0 then free = math.floor(room / interval) end
+local granted = want
+if free < granted then granted = free end
+local new_tat = tat + granted * interval
+local ahead = new_tat - now
+if granted > 0 and ahead > 0 then
+  redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.floor(ahead / 1000) + 1000)
+end
+local remaining = 0
+if ahead <= span then remaining = math.floor((span - ahead) / interval) end
+local retry = 0
+if granted == 0 then retry = math.max(0, tat + interval - span - now) end
+local wait = 0
+if granted < want then wait = math.max(0, new_tat + want * interval - span - now) end
+return {granted, remaining, retry, ahead, wait}
+)lua";
+
 std::int64_t ceil_seconds(std::int64_t us) noexcept {
     if (us <= 0) return 0;
     return us / 1'000'000 + (us % 1'000'000 != 0 ? 1 : 0);

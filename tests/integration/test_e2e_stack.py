@@ -85,7 +85,7 @@ def test_detach_stop_detach_keeps_keys(stack):
     # what the printout promises: the demo key passes, a bad key is refused, the page is public
     demo = demo_key(first.stdout)
     r = requests.get(gw + "/api/hello", headers=bearer(demo), timeout=5)
-    assert r.status_code == 200 and "accepted" in r.text
+    assert r.status_code == 200 and "accepted" in r.text, (r.status_code, r.text)
     assert problem(requests.get(gw + "/api/hello", headers=bearer("tronch_sk_test_nope"), timeout=5))["code"] == \
         "malformed_key"
     assert requests.get(gw + "/public", timeout=5).status_code == 200

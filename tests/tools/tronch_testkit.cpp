@@ -18,6 +18,10 @@
 //   tronch_testkit gcra-script              -> the Redis GCRA Lua script
 //   tronch_testkit gcra-seq <rate> <period s> <burst> <now us>...
 //      line 1: "<interval us> <capacity>", then per check: "<allowed> <remaining> <retry us> <reset us>"
+//   tronch_testkit lease-script             -> the Redis lease Lua script
+//   tronch_testkit lease-seq <rate> <period s> <burst> <want>@<now us>...
+//      line 1: "<interval us> <capacity>", then per lease: "<granted> <remaining> <retry us>
+//      <reset us> <wait us>" (gcra_lease from one shared state)
 //   tronch_testkit bulk <n> live|test [<signing key>]
 //                                           -> n lines "<key> <redis key name> <record JSON>" (bench/run);
 //                                              with a signing key, the signed envelope instead
@@ -42,6 +46,7 @@
 #include "tronch/key_format.hpp"
 #include "tronch/key_hash.hpp"
 #include "tronch/key_record.hpp"
+#include "tronch/lease.hpp"
 #include "tronch/rate_limit.hpp"
 #include "tronch/record_signing.hpp"
 #include "tronch/redis_keys.hpp"
@@ -209,6 +214,30 @@ int main(int argc, char** argv) try {
     }
     if (cmd == "gcra-script" && args.size() == 1) {
         std::cout << tronch::kGcraLuaScript;
+        return 0;
+    }
+    if (cmd == "lease-script" && args.size() == 1) {
+        std::cout << tronch::kGcraLeaseLuaScript;
+        return 0;
+    }
+    if (cmd == "lease-seq" && args.size() >= 5) {
+        tronch::GcraLimit limit;
+        limit.rate = std::stoll(std::string(args[1]));
+        limit.period_us = std::stoll(std::string(args[2])) * 1'000'000;
+        limit.burst = std::stoll(std::string(args[3]));
+        if (!limit.valid()) return fail("invalid limit");
+        std::cout << limit.emission_interval_us() << " " << limit.capacity() << "\n";
+        std::int64_t tat = 0;
+        for (std::size_t i = 4; i < args.size(); ++i) {
+            const std::string arg(args[i]);
+            const std::size_t at = arg.find('@');
+            if (at == std::string::npos) return fail("lease-seq: expected <want>@<now us>");
+            tronch::LeaseGrant g =
+                tronch::gcra_lease(tat, std::stoll(arg.substr(at + 1)), limit, std::stoll(arg.substr(0, at)));
+            tat = g.new_tat_us;
+            std::cout << g.granted << " " << g.remaining << " " << g.retry_after_us << " " << g.reset_after_us
+                      << " " << g.wait_us << "\n";
+        }
         return 0;
     }
     if (cmd == "gcra-seq" && args.size() >= 5) {

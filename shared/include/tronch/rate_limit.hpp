@@ -37,6 +37,13 @@ bool parse_limit_spec(std::string_view text, GcraLimit& out, std::string& error)
 // so every node shares it; the state key gets a PEXPIRE so an idle key's state disappears.
 extern const std::string_view kGcraLuaScript;
 
+// The lease script (tronch_limit_policy leased; lease.hpp, gcra_lease does the same maths).
+//   KEYS[1] = the state key (the same as kGcraLuaScript's: the two policies share a key's state)
+//   ARGV[1] = emission interval (us), ARGV[2] = capacity, ARGV[3] = want (>= 1),
+//   ARGV[4] = optional "now" in us (tests only)
+// Returns {granted 0..want, remaining, retry_after_us, reset_after_us, wait_us}.
+extern const std::string_view kGcraLeaseLuaScript;
+
 // The policy's window in seconds (ceil(capacity * interval)), at least 1.
 std::int64_t policy_window_seconds(const GcraLimit& limit) noexcept;
 // Microseconds to whole seconds, rounded up.
