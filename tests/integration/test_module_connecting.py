@@ -13,6 +13,7 @@ import requests
 
 import redis_servers as rs
 import tronch_harness as h
+from cp_support import wait_until
 from module_support import bearer, flushed_client, http_block, mirrored_keys, new_key, problem
 
 FREEZE_S = 1.5
@@ -84,10 +85,6 @@ def test_parked_miss_still_bounded_by_the_timeout(nginx_factory, acl_redis, keys
         assert h.within(elapsed, 0.5), elapsed
     finally:
         sleeper.join()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        r = requests.get(ngx.url("/"), headers=bearer(key), timeout=5)
-        if r.status_code == 200:
-            break
-        time.sleep(0.1)
-    assert r.status_code == 200 and r.json()["key_id"] == key_id, r.text
+    r = wait_until(lambda: (lambda r: r if r.status_code == 200 else None)(
+        requests.get(ngx.url("/"), headers=bearer(key), timeout=5)), timeout=10, msg="the link came up")
+    assert r.json()["key_id"] == key_id, r.text
