@@ -37,46 +37,26 @@ ngx_http_tronch_cache(ngx_shm_zone_t *zone, ngx_http_tronch_cache_t *c)
 }
 
 
+static ngx_int_t
+ngx_http_tronch_cache_cmp(ngx_rbtree_node_t *a, ngx_rbtree_node_t *b)
+{
+    return ngx_memcmp(((ngx_http_tronch_node_t *) a)->digest, ((ngx_http_tronch_node_t *) b)->digest,
+                      TRONCH_DIGEST_LEN);
+}
+
+
 static void
-ngx_http_tronch_rbtree_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+ngx_http_tronch_cache_rbtree_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
     ngx_rbtree_node_t *sentinel)
 {
-    ngx_rbtree_node_t       **p;
-    ngx_http_tronch_node_t   *n, *t;
-
-    for ( ;; ) {
-        if (node->key < temp->key) {
-            p = &temp->left;
-
-        } else if (node->key > temp->key) {
-            p = &temp->right;
-
-        } else {
-            n = (ngx_http_tronch_node_t *) node;
-            t = (ngx_http_tronch_node_t *) temp;
-            p = (ngx_memcmp(n->digest, t->digest, TRONCH_DIGEST_LEN) < 0)
-                ? &temp->left : &temp->right;
-        }
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
+    ngx_http_tronch_rbtree_insert(temp, node, sentinel, ngx_http_tronch_cache_cmp);
 }
 
 
 void
 ngx_http_tronch_cache_init_sh(ngx_http_tronch_cache_sh_t *csh)
 {
-    ngx_rbtree_init(&csh->rbtree, &csh->sentinel, ngx_http_tronch_rbtree_insert);
+    ngx_rbtree_init(&csh->rbtree, &csh->sentinel, ngx_http_tronch_cache_rbtree_insert);
     ngx_queue_init(&csh->lru);
 }
 

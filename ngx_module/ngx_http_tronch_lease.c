@@ -48,35 +48,21 @@ ngx_http_tronch_lease_now(void)
 }
 
 
+static ngx_int_t
+ngx_http_tronch_lease_cmp(ngx_rbtree_node_t *a, ngx_rbtree_node_t *b)
+{
+    ngx_http_tronch_lease_node_t  *n = (ngx_http_tronch_lease_node_t *) a;
+    ngx_http_tronch_lease_node_t  *t = (ngx_http_tronch_lease_node_t *) b;
+
+    return ngx_memn2cmp(n->id, t->id, n->len, t->len);
+}
+
+
 static void
 ngx_http_tronch_lease_rbtree_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
     ngx_rbtree_node_t *sentinel)
 {
-    ngx_rbtree_node_t             **p;
-    ngx_http_tronch_lease_node_t   *n, *t;
-
-    for ( ;; ) {
-        if (node->key != temp->key) {
-            p = (node->key < temp->key) ? &temp->left : &temp->right;
-
-        } else {
-            n = (ngx_http_tronch_lease_node_t *) node;
-            t = (ngx_http_tronch_lease_node_t *) temp;
-            p = (ngx_memn2cmp(n->id, t->id, n->len, t->len) < 0) ? &temp->left : &temp->right;
-        }
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
+    ngx_http_tronch_rbtree_insert(temp, node, sentinel, ngx_http_tronch_lease_cmp);
 }
 
 
@@ -367,28 +353,15 @@ ngx_http_tronch_lease_start(const char *id, const tronch_limit_t *limit, int64_t
 {
     ngx_http_tronch_pending_t  *p;
 
-    if (!ngx_http_tronch_redis_ready()) {
-        return NULL;
-    }
-
-    p = ngx_http_tronch_pending_get();
+    p = ngx_http_tronch_redis_limit_pending(id, limit, done, data);
     if (p == NULL) {
-        return NULL;
-    }
-
-    if (tronch_bridge_rate_limit_key(id, p->name, sizeof(p->name), &p->name_len) != TRONCH_OK) {
-        ngx_http_tronch_pending_put(p);
         return NULL;
     }
 
     /* the key id, to find its lease when the answer comes (the record slot is unused here) */
     (void) ngx_cpystrn((u_char *) p->record.id, (u_char *) id, TRONCH_ID_MAX);
-    tronch_bridge_limit_params(limit, &p->interval, &p->capacity);
     p->want = want;
     p->for_request = (done != NULL);
-    p->gcra_done = done;
-    p->data = data;
-    p->started = ngx_current_msec;
 
     if (ngx_http_tronch_lease_send(p) != NGX_OK) {
         ngx_http_tronch_pending_put(p);

@@ -288,7 +288,11 @@ ngx_int_t ngx_http_tronch_refuse(ngx_http_request_t *r, ngx_http_tronch_main_con
 ngx_int_t ngx_http_tronch_filter_init(ngx_conf_t *cf);
 
 /* ngx_http_tronch_zone.c */
+typedef ngx_int_t (*ngx_http_tronch_node_cmp_pt)(ngx_rbtree_node_t *a, ngx_rbtree_node_t *b);
+
 void *ngx_http_tronch_zone_create_ctx(ngx_conf_t *cf);
+void ngx_http_tronch_rbtree_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel, ngx_http_tronch_node_cmp_pt cmp);
 ngx_int_t ngx_http_tronch_zone_init(ngx_shm_zone_t *shm_zone, void *data);
 ngx_http_tronch_stats_t *ngx_http_tronch_stats(ngx_shm_zone_t *zone);
 /* The counters of all workers added up (tronch_status). */

@@ -66,6 +66,8 @@ extern ngx_http_tronch_link_t        ngx_http_tronch_cmd_link;
 
 ngx_http_tronch_pending_t *ngx_http_tronch_pending_get(void);
 void ngx_http_tronch_pending_put(ngx_http_tronch_pending_t *p);
+ngx_http_tronch_pending_t *ngx_http_tronch_redis_limit_pending(const char *key_id,
+    const tronch_limit_t *limit, ngx_http_tronch_gcra_done_pt done, void *data);
 ngx_int_t ngx_http_tronch_redis_limit_init(void);
 /* Sentinel named another master: the data links reconnect at once. */
 void ngx_http_tronch_redis_master_changed(void);

@@ -25,6 +25,37 @@ ngx_http_tronch_redis_ready(void)
 }
 
 
+/* A pending slot for a limiter command on a key's rate-limit state (GCRA check or lease): its
+ * Redis key name, the limit's parameters, the waiting request; NULL when Redis is not ready. */
+ngx_http_tronch_pending_t *
+ngx_http_tronch_redis_limit_pending(const char *key_id, const tronch_limit_t *limit,
+    ngx_http_tronch_gcra_done_pt done, void *data)
+{
+    ngx_http_tronch_pending_t  *p;
+
+    if (!ngx_http_tronch_redis_ready()) {
+        return NULL;
+    }
+
+    p = ngx_http_tronch_pending_get();
+    if (p == NULL) {
+        return NULL;
+    }
+
+    if (tronch_bridge_rate_limit_key(key_id, p->name, sizeof(p->name), &p->name_len) != TRONCH_OK) {
+        ngx_http_tronch_pending_put(p);
+        return NULL;
+    }
+
+    tronch_bridge_limit_params(limit, &p->interval, &p->capacity);
+    p->gcra_done = done;
+    p->data = data;
+    p->started = ngx_current_msec;
+
+    return p;
+}
+
+
 /* GCRA checks (tronch_limit_policy redis): EVALSHA, and on NOSCRIPT one EVAL (which also
  * loads the script for the next ones). */
 
@@ -96,24 +127,10 @@ ngx_http_tronch_redis_gcra(const char *key_id, const tronch_limit_t *limit,
     ngx_http_tronch_link_t     *link = &ngx_http_tronch_cmd_link;
     ngx_http_tronch_pending_t  *p;
 
-    if (!ngx_http_tronch_redis_ready()) {
-        return NULL;
-    }
-
-    p = ngx_http_tronch_pending_get();
+    p = ngx_http_tronch_redis_limit_pending(key_id, limit, done, data);
     if (p == NULL) {
         return NULL;
     }
-
-    if (tronch_bridge_rate_limit_key(key_id, p->name, sizeof(p->name), &p->name_len) != TRONCH_OK) {
-        ngx_http_tronch_pending_put(p);
-        return NULL;
-    }
-
-    tronch_bridge_limit_params(limit, &p->interval, &p->capacity);
-    p->gcra_done = done;
-    p->data = data;
-    p->started = ngx_current_msec;
 
     if (ngx_http_tronch_rconn_command(&link->rc, ngx_http_tronch_gcra_reply, p,
                                       "EVALSHA %s 1 %b %lld %lld 1",

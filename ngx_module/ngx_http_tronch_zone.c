@@ -52,24 +52,20 @@ const ngx_msec_t ngx_http_tronch_latency_bounds[NGX_HTTP_TRONCH_LATENCY_BUCKETS 
 };
 
 
-static void
-ngx_http_tronch_state_rbtree_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
-    ngx_rbtree_node_t *sentinel)
+/* The insert of every tree in the zone (cache, limiter state, leases): by node.key, a hash,
+ * then by the node's name as its type compares them. */
+void
+ngx_http_tronch_rbtree_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel, ngx_http_tronch_node_cmp_pt cmp)
 {
-    ngx_rbtree_node_t        **p;
-    ngx_http_tronch_state_t   *n, *t;
+    ngx_rbtree_node_t  **p;
 
     for ( ;; ) {
-        if (node->key < temp->key) {
-            p = &temp->left;
-
-        } else if (node->key > temp->key) {
-            p = &temp->right;
+        if (node->key != temp->key) {
+            p = (node->key < temp->key) ? &temp->left : &temp->right;
 
         } else {
-            n = (ngx_http_tronch_state_t *) node;
-            t = (ngx_http_tronch_state_t *) temp;
-            p = (ngx_memn2cmp(n->data, t->data, n->len, t->len) < 0) ? &temp->left : &temp->right;
+            p = (cmp(node, temp) < 0) ? &temp->left : &temp->right;
         }
 
         if (*p == sentinel) {
@@ -84,6 +80,23 @@ ngx_http_tronch_state_rbtree_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *
     node->left = sentinel;
     node->right = sentinel;
     ngx_rbt_red(node);
+}
+
+
+static ngx_int_t
+ngx_http_tronch_state_cmp(ngx_rbtree_node_t *a, ngx_rbtree_node_t *b)
+{
+    ngx_http_tronch_state_t  *n = (ngx_http_tronch_state_t *) a, *t = (ngx_http_tronch_state_t *) b;
+
+    return ngx_memn2cmp(n->data, t->data, n->len, t->len);
+}
+
+
+static void
+ngx_http_tronch_state_rbtree_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel)
+{
+    ngx_http_tronch_rbtree_insert(temp, node, sentinel, ngx_http_tronch_state_cmp);
 }
 
 
