@@ -10,6 +10,7 @@ import atexit
 import os
 import pathlib
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -37,11 +38,35 @@ def within(seconds: float, promise: float) -> bool:
     return seconds < promise * TIMING_SLACK
 
 
+_ports_handed_out: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    """A TCP port nothing listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port nothing listens on right now, never handed out before by this process, and
+    outside the kernel's ephemeral range. Letting the kernel pick (bind to port 0) could give the
+    same port twice before either was bound: two server blocks of one nginx on one port then share
+    it silently, and requests reach the wrong one (it.module_records saw an unprotected 200 so).
+    Ephemeral ports are also what outgoing connections take while a test sets up."""
+    low, high = _ephemeral_range()
+    candidates = [p for p in range(20000, 32768) if p not in _ports_handed_out and not low <= p <= high]
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for port in rng.sample(candidates, min(200, len(candidates))):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _ports_handed_out.add(port)
+        return port
+    raise RuntimeError("no free TCP port found in 20000-32767")
 
 
 def wait_for_port(port: int, timeout: float = 15.0, proc: subprocess.Popen | None = None) -> None:
