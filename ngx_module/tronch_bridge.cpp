@@ -1,6 +1,7 @@
 // The C++ side of tronch_bridge.h: thin wrappers over libtronch_core.
 // Every entry point is noexcept and catches everything: no exception reaches nginx.
 #include "tronch_bridge.h"
+#include "tronch_bridge_internal.hpp"
 
 #include <cstring>
 #include <memory>
@@ -353,13 +354,7 @@ int tronch_bridge_problem_body(int result, char* out, std::size_t out_len, std::
 
 // Rate limiting.
 namespace {
-tronch::GcraLimit to_gcra(const tronch_limit_t* l) noexcept {
-    tronch::GcraLimit g;
-    g.rate = l->rate;
-    g.period_us = l->period_us;
-    g.burst = l->burst;
-    return g;
-}
+using tronch_bridge_detail::to_gcra;
 tronch::GcraDecision to_decision(const tronch_decision_t* d) noexcept {
     tronch::GcraDecision g;
     g.allowed = d->allowed != 0;
@@ -475,14 +470,7 @@ void tronch_bridge_limit_params(const tronch_limit_t* limit, int64_t* interval_u
 }
 
 int tronch_bridge_gcra_script_sha1(char out[41]) noexcept {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int length = 0;
-    if (EVP_Digest(tronch::kGcraLuaScript.data(), tronch::kGcraLuaScript.size(), md, &length, EVP_sha1(),
-                   nullptr) != 1 || length != 20)
-        return TRONCH_EINTERNAL;
-    tronch::hex_encode(md, length, out);
-    out[40] = '\0';
-    return TRONCH_OK;
+    return tronch_bridge_detail::script_sha1(tronch::kGcraLuaScript, out);
 }
 
 const char* tronch_bridge_gcra_script(std::size_t* len) noexcept {

@@ -2,8 +2,7 @@
 // "Leased GCRA") over tronch/lease.hpp, each copying the plain C state into the core's struct and
 // back so that shared memory holds only plain data; and the rate-limit headers by family.
 #include "tronch_bridge.h"
-
-#include <openssl/evp.h>
+#include "tronch_bridge_internal.hpp"
 
 #include "tronch/gcra.hpp"
 #include "tronch/lease.hpp"
@@ -43,27 +42,19 @@ void to_c(const tronch::LeaseState& l, tronch_lease_t* s) noexcept {
     s->lapsed = l.lapsed;
 }
 
-const char kHex[] = "0123456789abcdef";
-
-tronch::GcraLimit gcra_of(const tronch_limit_t* l) noexcept {
-    tronch::GcraLimit g;
-    g.rate = l->rate;
-    g.period_us = l->period_us;
-    g.burst = l->burst;
-    return g;
-}
+using tronch_bridge_detail::to_gcra;
 
 }  // namespace
 
 extern "C" {
 
 int64_t tronch_bridge_lease_cap(const tronch_limit_t* limit, int64_t nodes, int64_t share_percent) noexcept {
-    return tronch::lease_cap(gcra_of(limit), nodes, share_percent);
+    return tronch::lease_cap(to_gcra(limit), nodes, share_percent);
 }
 
 void tronch_bridge_limit_headers_of(const tronch_limit_t* limit, const tronch_decision_t* d, unsigned families,
                                     tronch_limit_headers_t* out) noexcept {
-    const tronch::GcraLimit g = gcra_of(limit);
+    const tronch::GcraLimit g = to_gcra(limit);
     tronch::GcraDecision dd;
     dd.allowed = d->allowed != 0;
     dd.remaining = d->remaining;
@@ -121,17 +112,7 @@ void tronch_bridge_lease_renew_failed(tronch_lease_t* s, int64_t asked) noexcept
 }
 
 int tronch_bridge_lease_script_sha1(char out[41]) noexcept {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int length = 0;
-    if (EVP_Digest(tronch::kGcraLeaseLuaScript.data(), tronch::kGcraLeaseLuaScript.size(), md, &length,
-                   EVP_sha1(), nullptr) != 1 || length != 20)
-        return -1;
-    for (unsigned int i = 0; i < length; ++i) {
-        out[2 * i] = kHex[md[i] >> 4];
-        out[2 * i + 1] = kHex[md[i] & 15];
-    }
-    out[40] = '\0';
-    return 0;
+    return tronch_bridge_detail::script_sha1(tronch::kGcraLeaseLuaScript, out);
 }
 
 const char* tronch_bridge_lease_script(std::size_t* len) noexcept {
